@@ -1,0 +1,1 @@
+//! Examples that embed the Blyan node crates; see the `examples` targets of this package.
