@@ -218,3 +218,42 @@ pub fn init_logging(format: LogFormat, level: &str) -> Result<(), OpsError> {
 pub fn get_logger(component: &str) -> Span {
     tracing::error_span!(target: "blyan", "blyan", component = component)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_format_string_parses_or_is_a_bounded_error(value in any::<String>()) {
+            match value.parse::<LogFormat>() {
+                Ok(format) => prop_assert!(value.trim().eq_ignore_ascii_case(format.as_str())),
+                Err(OpsError::InvalidLogFormat { value: kept }) => {
+                    prop_assert!(kept.chars().count() <= 64);
+                    prop_assert!(value.starts_with(&kept));
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        #[test]
+        fn any_level_string_parses_or_is_a_bounded_error(level in ".{0,400}") {
+            match LogConfig::from_values(None, Some(&level)) {
+                Ok(config) => prop_assert!(parse_filter(&config.level).is_ok()),
+                Err(OpsError::InvalidLogLevel { directives, .. }) => {
+                    prop_assert!(directives.chars().count() <= 256);
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for format in [LogFormat::Json, LogFormat::Pretty] {
+            assert_eq!(format.to_string().parse::<LogFormat>().ok(), Some(format));
+        }
+    }
+}

@@ -187,8 +187,49 @@ pub fn record_dht_lookup(duration: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::build_recorder;
     use crate::labels::LabelSpec;
+
+    fn rendered_value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    proptest! {
+        #[test]
+        fn sync_progress_stays_within_zero_and_one(ratios in prop::collection::vec(any::<f64>(), 1..20)) {
+            let (recorder, handle) = build_recorder().unwrap();
+            metrics::with_local_recorder(&recorder, || ratios.iter().for_each(|r| set_sync_progress(*r)));
+            let shown = rendered_value(&handle.render(), SYNC_PROGRESS_RATIO.name);
+            match ratios.iter().rev().find(|r| !r.is_nan()) {
+                Some(last) => prop_assert_eq!(shown, Some(last.clamp(0.0, 1.0))),
+                None => prop_assert_eq!(shown, None),
+            }
+        }
+
+        #[test]
+        fn byte_counters_sum_what_was_recorded(
+            chunks in prop::collection::vec((any::<bool>(), 0..1_000_000_u64), 0..50),
+        ) {
+            let (recorder, handle) = build_recorder().unwrap();
+            metrics::with_local_recorder(&recorder, || {
+                register_all();
+                for (inbound, bytes) in &chunks {
+                    let direction = if *inbound { Direction::Inbound } else { Direction::Outbound };
+                    record_bytes(direction, *bytes);
+                }
+            });
+            let text = handle.render();
+            for (direction, inbound) in [(Direction::Inbound, true), (Direction::Outbound, false)] {
+                let expected: u64 = chunks.iter().filter(|(i, _)| *i == inbound).map(|(_, b)| b).sum();
+                let series = format!("{}{{direction=\"{direction}\"}}", P2P_BYTES_TOTAL.name);
+                prop_assert_eq!(rendered_value(&text, &series), Some(expected as f64));
+            }
+        }
+    }
 
     #[test]
     fn combinations_are_the_product_of_label_values() {
