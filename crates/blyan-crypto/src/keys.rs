@@ -121,6 +121,7 @@ impl PublicKey {
     }
 
     /// Checks a raw Ed25519 signature over `message` with no Blyan domain.
+    #[cfg(any(test, feature = "hazmat"))]
     pub(crate) fn verify_raw(
         &self,
         message: &[u8],
