@@ -5,7 +5,9 @@
 //! in the node, a local recorder in a test, nothing at all in an embedder
 //! that installed none). Labels are typed enums, so a call site cannot put a
 //! per-peer value into a label. Calls are cheap: a registry lookup and an
-//! atomic update, no allocation for unlabelled metrics.
+//! atomic update, about 0.1 µs for an unlabelled gauge and 0.2 µs for a
+//! two-label counter on the Prometheus recorder, under 20 ns with no
+//! recorder (`benches/metrics.rs`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -265,7 +267,8 @@ mod tests {
             })
             .sum();
         // Every label is a closed enum, so this is the whole cardinality
-        // (histograms add their buckets); a change here is a deliberate one.
-        assert!(series < 200, "{series} series");
+        // (histograms add their buckets; docs/metrics.md quotes it): a change
+        // here is a deliberate one.
+        assert_eq!(series, 117);
     }
 }

@@ -197,3 +197,17 @@ fn init_logging_installs_once() {
         Err(OpsError::LoggerAlreadyInstalled)
     ));
 }
+
+#[test]
+fn a_filter_naming_only_other_targets_needs_blyan_error_for_the_component() {
+    let log = || {
+        let _dht = get_logger("dht").entered();
+        tracing::info!("lookup done");
+    };
+    let without = capture(LogFormat::Json, "it::logging=info", log).json_lines();
+    assert_eq!(without.len(), 1);
+    assert!(without[0].get("span").is_none(), "{:?}", without[0]);
+    let with = capture(LogFormat::Json, "it::logging=info,blyan=error", log).json_lines();
+    assert_eq!(with.len(), 1);
+    assert_eq!(with[0]["span"]["component"], "dht");
+}
