@@ -7,8 +7,9 @@ use std::thread;
 use std::time::SystemTime;
 
 use metrics_exporter_prometheus::{
-    BuildError, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+    BuildError, ExporterFuture, Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use tokio::runtime::Runtime;
 
 use crate::catalog::{ALL_METRICS, MetricKind};
 use crate::error::OpsError;
@@ -40,6 +41,30 @@ impl MetricsHandle {
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
     }
+}
+
+/// Creates the exporter's runtime and, in its context, the recorder and the
+/// listening socket (`build` binds and spawns the upkeep task, both of which
+/// need a runtime context but not a running runtime).
+fn bind_exporter(
+    builder: PrometheusBuilder,
+    listen_addr: SocketAddr,
+) -> Result<(Runtime, PrometheusRecorder, ExporterFuture), OpsError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| OpsError::Runtime { source })?;
+    let (recorder, exporter) = {
+        let _context = runtime.enter();
+        builder.build().map_err(|source| match source {
+            BuildError::FailedToCreateHTTPListener(reason) => OpsError::MetricsListener {
+                addr: listen_addr,
+                reason,
+            },
+            source => OpsError::Exporter { source },
+        })?
+    };
+    Ok((runtime, recorder, exporter))
 }
 
 /// A builder with the catalog's histogram buckets.
@@ -93,34 +118,30 @@ pub fn install_prometheus(listen_addr: SocketAddr) -> Result<MetricsHandle, OpsE
     if listen_addr.port() == 0 {
         return Err(OpsError::EphemeralMetricsPort { addr: listen_addr });
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| OpsError::Runtime { source })?;
     let builder = prometheus_builder()?.with_http_listener(listen_addr);
-    // `build` binds the socket and spawns the upkeep task: both need the
-    // runtime's context, not a running runtime.
-    let (recorder, exporter) = {
-        let _context = runtime.enter();
-        builder.build().map_err(|source| match source {
-            BuildError::FailedToCreateHTTPListener(reason) => OpsError::MetricsListener {
-                addr: listen_addr,
-                reason,
-            },
-            source => OpsError::Exporter { source },
-        })?
-    };
-    let handle = MetricsHandle {
-        handle: recorder.handle(),
-        listen_addr: Some(listen_addr),
-    };
 
-    // The thread starts serving only once the recorder is installed; if
-    // installing fails, dropping `start` ends the thread and frees the socket.
+    // The runtime is created, used and dropped on the exporter's own thread:
+    // dropping a runtime inside the caller's async context would panic.
+    // The thread binds the socket, hands back the recorder, and serves only
+    // once the recorder is installed; if installing fails, dropping `start`
+    // ends the thread and frees the socket.
+    let (ready, built) = mpsc::sync_channel::<Result<PrometheusRecorder, OpsError>>(1);
     let (start, started) = mpsc::channel::<()>();
     thread::Builder::new()
         .name("blyan-metrics".to_owned())
         .spawn(move || {
+            let (runtime, exporter) = match bind_exporter(builder, listen_addr) {
+                Ok((runtime, recorder, exporter)) => {
+                    if ready.send(Ok(recorder)).is_err() {
+                        return;
+                    }
+                    (runtime, exporter)
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                    return;
+                }
+            };
             if started.recv().is_err() {
                 return;
             }
@@ -129,10 +150,16 @@ pub fn install_prometheus(listen_addr: SocketAddr) -> Result<MetricsHandle, OpsE
             }
         })
         .map_err(|source| OpsError::Runtime { source })?;
+    let recorder = built.recv().map_err(|_| OpsError::Runtime {
+        source: std::io::Error::other("metrics exporter thread ended before binding"),
+    })??;
+    let handle = MetricsHandle {
+        handle: recorder.handle(),
+        listen_addr: Some(listen_addr),
+    };
     metrics::set_global_recorder(recorder).map_err(|_| OpsError::RecorderAlreadyInstalled)?;
-    // The thread is alive until it has received (it owns the receiver), so
-    // this send cannot fail; were it to, nothing would be served, as a
-    // scrape would then show.
+    // The thread is blocked in `recv` (it owns the receiver), so this send
+    // cannot fail.
     let _ = start.send(());
 
     metrics_collector::describe_all();

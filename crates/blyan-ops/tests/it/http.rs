@@ -143,3 +143,19 @@ fn port_zero_is_refused() {
         Err(OpsError::EphemeralMetricsPort { addr: a }) if a == addr
     ));
 }
+
+#[test]
+fn errors_inside_an_async_context_do_not_panic() {
+    // The exporter's runtime lives on its own thread, so failing to bind
+    // from within a tokio task must not drop a runtime in async context.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(async move { install_prometheus(addr) });
+    assert!(
+        matches!(result, Err(OpsError::MetricsListener { .. })),
+        "{result:?}"
+    );
+}
