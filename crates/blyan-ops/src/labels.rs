@@ -214,32 +214,19 @@ mod tests {
 
     #[test]
     fn every_enum_lists_unique_snake_case_values_matching_as_str() {
-        let check = |spec: LabelSpec, strings: Vec<&'static str>| {
-            assert_values_well_formed(spec, &strings);
-        };
-        check(
-            Direction::LABEL,
-            Direction::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        check(
-            BlockStatus::LABEL,
-            BlockStatus::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        check(
-            MessageType::LABEL,
-            MessageType::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        check(
-            MessageStatus::LABEL,
-            MessageStatus::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        check(
-            PenaltyReason::LABEL,
-            PenaltyReason::ALL.iter().map(|v| v.as_str()).collect(),
-        );
-        check(
-            RejectionReason::LABEL,
-            RejectionReason::ALL.iter().map(|v| v.as_str()).collect(),
+        macro_rules! check {
+            ($($label:ident),+) => {$(
+                let strings: Vec<_> = $label::ALL.iter().map(|v| v.as_str()).collect();
+                assert_values_well_formed($label::LABEL, &strings);
+            )+};
+        }
+        check!(
+            Direction,
+            BlockStatus,
+            MessageType,
+            MessageStatus,
+            PenaltyReason,
+            RejectionReason
         );
     }
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use blyan_ops::{ALL_METRICS, MetricKind, build_recorder, metrics_collector};
 
-use crate::support::record_every_metric;
+use crate::support::{assert_has_lines, record_every_metric};
 
 fn render_everything() -> String {
     let (recorder, handle) = build_recorder().unwrap();
@@ -33,37 +33,35 @@ fn every_catalog_metric_is_rendered_with_help_and_type() {
 #[test]
 fn recorded_values_appear_in_the_exposition() {
     let text = render_everything();
-    for line in [
-        "blyan_chain_height 1234",
-        "blyan_finalized_height 1224",
-        "blyan_sync_progress_ratio 0.5",
-        "blyan_build_info{version=\"0.1.0-test\"} 1",
-        "blyan_start_time_seconds 1700000000",
-        "blyan_p2p_peers{direction=\"inbound\"} 5",
-        "blyan_p2p_peers{direction=\"outbound\"} 8",
-        // `record_block(true, ..)` counts as imported.
-        "blyan_blocks_total{status=\"imported\"} 2",
-        "blyan_blocks_total{status=\"orphaned\"} 1",
-        "blyan_p2p_messages_total{type=\"dht_store\",status=\"timeout\"} 1",
-        "blyan_p2p_bytes_total{direction=\"inbound\"} 4096",
-        "blyan_peer_penalties_total{reason=\"replay\"} 1",
-        "blyan_security_rejections_total{reason=\"too_many_per_subnet\"} 1",
-        "blyan_reorg_total 1",
-        "blyan_reorg_depth_bucket{le=\"3\"} 1",
-        "blyan_reorg_depth_bucket{le=\"2\"} 0",
-        "blyan_block_processing_seconds_count 5",
-        "blyan_dht_lookup_seconds_bucket{le=\"0.25\"} 1",
-        "blyan_dht_lookup_seconds_bucket{le=\"0.1\"} 0",
-        "blyan_dht_nodes 160",
-        "blyan_banned_peers 2",
-        "blyan_mempool_transactions 17",
-        "blyan_orphan_blocks 4",
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "{line:?} missing from:\n{text}"
-        );
-    }
+    assert_has_lines(
+        &text,
+        &[
+            "blyan_chain_height 1234",
+            "blyan_finalized_height 1224",
+            "blyan_sync_progress_ratio 0.5",
+            "blyan_build_info{version=\"0.1.0-test\"} 1",
+            "blyan_start_time_seconds 1700000000",
+            "blyan_p2p_peers{direction=\"inbound\"} 5",
+            "blyan_p2p_peers{direction=\"outbound\"} 8",
+            // `record_block(true, ..)` counts as imported.
+            "blyan_blocks_total{status=\"imported\"} 2",
+            "blyan_blocks_total{status=\"orphaned\"} 1",
+            "blyan_p2p_messages_total{type=\"dht_store\",status=\"timeout\"} 1",
+            "blyan_p2p_bytes_total{direction=\"inbound\"} 4096",
+            "blyan_peer_penalties_total{reason=\"replay\"} 1",
+            "blyan_security_rejections_total{reason=\"too_many_per_subnet\"} 1",
+            "blyan_reorg_total 1",
+            "blyan_reorg_depth_bucket{le=\"3\"} 1",
+            "blyan_reorg_depth_bucket{le=\"2\"} 0",
+            "blyan_block_processing_seconds_count 5",
+            "blyan_dht_lookup_seconds_bucket{le=\"0.25\"} 1",
+            "blyan_dht_lookup_seconds_bucket{le=\"0.1\"} 0",
+            "blyan_dht_nodes 160",
+            "blyan_banned_peers 2",
+            "blyan_mempool_transactions 17",
+            "blyan_orphan_blocks 4",
+        ],
+    );
 }
 
 #[test]
@@ -74,17 +72,15 @@ fn registered_series_start_at_zero_before_any_event() {
         metrics_collector::register_all();
     });
     let text = handle.render();
-    for line in [
-        "blyan_p2p_peers{direction=\"inbound\"} 0",
-        "blyan_blocks_total{status=\"rejected\"} 0",
-        "blyan_peer_penalties_total{reason=\"timeout\"} 0",
-        "blyan_chain_height 0",
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "{line:?} missing from:\n{text}"
-        );
-    }
+    assert_has_lines(
+        &text,
+        &[
+            "blyan_p2p_peers{direction=\"inbound\"} 0",
+            "blyan_blocks_total{status=\"rejected\"} 0",
+            "blyan_peer_penalties_total{reason=\"timeout\"} 0",
+            "blyan_chain_height 0",
+        ],
+    );
     // The version of build_info is the binary's to set.
     assert!(!text.contains("blyan_build_info{"));
 }

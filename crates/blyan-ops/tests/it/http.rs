@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use blyan_ops::{ALL_METRICS, OpsError, install_prometheus};
 
-use crate::support::record_every_metric;
+use crate::support::{assert_has_lines, record_every_metric};
 
 /// Generous: other engineers' builds share this machine's two cores.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -86,17 +86,15 @@ fn install_prometheus_serves_metrics_over_http() {
     thread::spawn(record_every_metric).join().unwrap();
     let (status, body) = http_get(addr, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
-    for line in [
-        "blyan_chain_height 1234",
-        "blyan_build_info{version=\"0.1.0-test\"} 1",
-        "blyan_p2p_peers{direction=\"inbound\"} 5",
-        "blyan_dht_lookup_seconds_count 1",
-    ] {
-        assert!(
-            body.lines().any(|l| l == line),
-            "{line:?} missing from:\n{body}"
-        );
-    }
+    assert_has_lines(
+        &body,
+        &[
+            "blyan_chain_height 1234",
+            "blyan_build_info{version=\"0.1.0-test\"} 1",
+            "blyan_p2p_peers{direction=\"inbound\"} 5",
+            "blyan_dht_lookup_seconds_count 1",
+        ],
+    );
     assert!(
         handle
             .render()

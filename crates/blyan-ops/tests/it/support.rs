@@ -40,3 +40,13 @@ pub(crate) fn record_every_metric() {
     mc::set_dht_nodes(160);
     mc::record_dht_lookup(Duration::from_millis(180));
 }
+
+/// Asserts that each of `lines` is a whole line of `text`.
+pub(crate) fn assert_has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "{line:?} missing from:\n{text}"
+        );
+    }
+}
