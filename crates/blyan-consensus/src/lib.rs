@@ -6,5 +6,18 @@
 //! below, one line at a time.
 
 // -- types, validation, state machine, mempool --
+mod clock;
+mod error;
+mod genesis;
+pub mod state;
+mod types;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{BlockError, TxError};
+pub use genesis::{ConsensusParams, Genesis, GenesisError};
+pub use state::{
+    Account, AccountProof, AccountState, MemoryStore, ProofError, StateDiff, StateError,
+    StateMachine, StateStore, StateTransition, StoreError, UndoData,
+};
+pub use types::{BLOCK_VERSION, Block, Header, SignedTransaction, Transaction, tx_root};
 
 // -- block tree, fork choice --
