@@ -35,15 +35,19 @@ impl Now {
     }
 }
 
-/// Advances both clocks together, as a simulation does.
+/// Advances both clocks together, as a simulation does. The wall clock moves by the
+/// whole milliseconds the monotonic clock crosses, so many small steps add up exactly.
 impl Add<Duration> for Now {
     type Output = Self;
 
     fn add(self, by: Duration) -> Self {
-        let by_ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let monotonic = self.monotonic.saturating_add(by);
+        let crossed = monotonic.as_millis() - self.monotonic.as_millis();
         Self {
-            monotonic: self.monotonic.saturating_add(by),
-            unix_ms: self.unix_ms.saturating_add(by_ms),
+            monotonic,
+            unix_ms: self
+                .unix_ms
+                .saturating_add(u64::try_from(crossed).unwrap_or(u64::MAX)),
         }
     }
 }
@@ -76,6 +80,21 @@ impl SystemClock {
 impl Default for SystemClock {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_steps_keep_both_clocks_in_step() {
+        let mut now = Now::new(Duration::from_micros(999_500), 5_000);
+        for _ in 0..2_000 {
+            now = now + Duration::from_micros(1);
+        }
+        assert_eq!(now.monotonic(), Duration::from_micros(1_001_500));
+        assert_eq!(now.unix_ms(), 5_002);
     }
 }
 
