@@ -42,7 +42,9 @@ impl Add<Duration> for Now {
 
     fn add(self, by: Duration) -> Self {
         let monotonic = self.monotonic.saturating_add(by);
-        let crossed = monotonic.as_millis() - self.monotonic.as_millis();
+        let crossed = monotonic
+            .as_millis()
+            .saturating_sub(self.monotonic.as_millis());
         Self {
             monotonic,
             unix_ms: self
