@@ -85,6 +85,11 @@ impl Default for SystemClock {
     }
 }
 
+/// Nanoseconds as `u64`, saturating (584 years of uptime).
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,9 +103,4 @@ mod tests {
         assert_eq!(now.monotonic(), Duration::from_micros(1_001_500));
         assert_eq!(now.unix_ms(), 5_002);
     }
-}
-
-/// Nanoseconds as `u64`, saturating (584 years of uptime).
-pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
