@@ -15,7 +15,7 @@ use crate::domain::Domain;
 use crate::hex::{self, ParseError};
 use crate::peer_id::PeerId;
 use crate::signature::{Signature, SignatureError};
-use crate::verify::{self, PointError};
+use crate::verify::{self, StrictPointError};
 
 /// Why 32 bytes are not an acceptable Ed25519 public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,13 +66,11 @@ impl PublicKey {
 
     /// Decodes and checks a public key.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, PublicKeyError> {
-        let point = verify::decode_canonical_point(bytes).map_err(|e| match e {
-            PointError::NonCanonical => PublicKeyError::NonCanonical,
-            PointError::NotOnCurve => PublicKeyError::NotOnCurve,
+        let point = verify::decode_strict_point(bytes).map_err(|e| match e {
+            StrictPointError::NonCanonical => PublicKeyError::NonCanonical,
+            StrictPointError::NotOnCurve => PublicKeyError::NotOnCurve,
+            StrictPointError::SmallOrder => PublicKeyError::SmallOrder,
         })?;
-        if point.is_small_order() {
-            return Err(PublicKeyError::SmallOrder);
-        }
         Ok(Self {
             bytes: *bytes,
             point,

@@ -78,7 +78,9 @@ pub use hash::{Hash, Sha256Hasher, sha256};
 pub use hex::ParseError;
 pub use key_store::{KeyStore, KeyStoreError, KeyStoreParams};
 pub use keys::{KeyPair, PublicKey, PublicKeyError, PublicKeyParseError, RandomnessError};
-pub use merkle::{MAX_LEAVES, MAX_PROOF_LEN, MerkleError, MerkleProof, MerkleTree, empty_root};
+pub use merkle::{
+    MAX_LEAVES, MAX_PROOF_LEN, MerkleError, MerkleProof, MerkleTree, empty_root, merkle_root,
+};
 pub use peer_id::PeerId;
 pub use signature::{
     Signature, SignatureError, sign_block, sign_tx, verify_block_signature, verify_tx_signature,

@@ -94,6 +94,43 @@ pub fn empty_root() -> Hash {
     sha256(EMPTY_TAG)
 }
 
+/// The root of the tree over `items`, without keeping the tree: the same value as
+/// [`MerkleTree::root`], computed in one buffer (for validating a block's `tx_root`, where no
+/// proofs are needed). The tests hold it equal to the `rs_merkle` tree and to a reference.
+pub fn merkle_root(items: &[Hash]) -> Hash {
+    if items.is_empty() {
+        return empty_root();
+    }
+    let mut layer: Vec<[u8; 32]> = items.iter().map(leaf_hash).collect();
+    // Each level overwrites the front of the same buffer with its parents.
+    let mut len = layer.len();
+    while len > 1 {
+        let mut parents = 0;
+        for read in (0..len).step_by(2) {
+            let right = if read + 1 < len {
+                layer.get(read + 1).copied()
+            } else {
+                None
+            };
+            let Some(left) = layer.get(read).copied() else {
+                break;
+            };
+            let node =
+                <BlyanMerkleHasher as rs_merkle::Hasher>::concat_and_hash(&left, right.as_ref());
+            if let Some(slot) = layer.get_mut(parents) {
+                *slot = node;
+            }
+            parents += 1;
+        }
+        len = parents;
+    }
+    layer
+        .first()
+        .copied()
+        .map(Hash::from_bytes)
+        .unwrap_or_else(empty_root)
+}
+
 /// A Merkle tree over a list of item hashes.
 pub struct MerkleTree {
     inner: rs_merkle::MerkleTree<BlyanMerkleHasher>,

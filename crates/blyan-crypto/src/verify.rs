@@ -26,13 +26,6 @@ use sha2::Digest as _;
 use crate::keys::PublicKey;
 use crate::signature::{Signature, SignatureError};
 
-/// Why 32 bytes are not a canonical point encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PointError {
-    NonCanonical,
-    NotOnCurve,
-}
-
 /// True iff the little-endian y coordinate (sign bit masked) is at least p = 2^255 − 19.
 fn y_is_unreduced(bytes: &[u8; 32]) -> bool {
     // y >= p iff bits 8..255 are all ones and the low byte is >= 0xed.
@@ -40,29 +33,69 @@ fn y_is_unreduced(bytes: &[u8; 32]) -> bool {
     *high & 0x7f == 0x7f && middle.iter().all(|b| *b == 0xff) && *low >= 0xed
 }
 
-/// Decodes a point, rejecting every non-canonical encoding.
-///
-/// The checks are on the bytes plus one decompression, no re-compression (which would cost a
-/// field inversion): y must be reduced, and "x = 0 with the sign bit set" is rejected. That
-/// last case only arises for y = ±1, i.e. for small-order points.
-pub(crate) fn decode_canonical_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, PointError> {
-    if y_is_unreduced(bytes) {
-        return Err(PointError::NonCanonical);
+/// The canonical encodings of the 8 points of small order (the torsion subgroup): identity,
+/// the order-2 point, two of order 4, four of order 8. A canonical encoding is unique, so
+/// comparing bytes decides small order without curve arithmetic.
+pub(crate) const SMALL_ORDER_ENCODINGS: [[u8; 32]; 8] = [
+    hex32("0100000000000000000000000000000000000000000000000000000000000000"),
+    hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("0000000000000000000000000000000000000000000000000000000000000000"),
+    hex32("0000000000000000000000000000000000000000000000000000000000000080"),
+    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
+    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
+];
+
+/// Compile-time hex for the constants above.
+const fn hex32(s: &str) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => 0,
+        }
     }
-    let point = CompressedEdwardsY(*bytes)
-        .decompress()
-        .ok_or(PointError::NotOnCurve)?;
-    let sign_bit_set = bytes[31] & 0x80 != 0;
-    if sign_bit_set && is_x_zero(&point) {
-        return Err(PointError::NonCanonical);
+    let b = s.as_bytes();
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 && 2 * i + 1 < b.len() {
+        out[i] = (nibble(b[2 * i]) << 4) | nibble(b[2 * i + 1]);
+        i += 1;
     }
-    Ok(point)
+    out
 }
 
-/// x = 0 holds exactly for the identity (0, 1) and the order-2 point (0, −1).
-fn is_x_zero(point: &EdwardsPoint) -> bool {
-    // Both have order dividing 2, so doubling yields the identity; no other point does.
-    point.is_identity() || (point + point).is_identity()
+/// Why an encoding is not an acceptable point (key or `R`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StrictPointError {
+    NonCanonical,
+    NotOnCurve,
+    SmallOrder,
+}
+
+/// Decodes a point that is canonically encoded and not of small order.
+///
+/// All checks except decompression are on the bytes: y < p; the encoding is not one of the
+/// eight small-order encodings; and not "x = 0 with the sign bit set", which only the
+/// identity and the order-2 point (y = ±1) can produce. No re-compression (a field
+/// inversion) and no cofactor multiplication are needed.
+pub(crate) fn decode_strict_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, StrictPointError> {
+    if y_is_unreduced(bytes) {
+        return Err(StrictPointError::NonCanonical);
+    }
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    let sign_bit_set = bytes[31] & 0x80 != 0;
+    if sign_bit_set && (y == SMALL_ORDER_ENCODINGS[0] || y == SMALL_ORDER_ENCODINGS[1]) {
+        return Err(StrictPointError::NonCanonical);
+    }
+    if SMALL_ORDER_ENCODINGS.contains(bytes) {
+        return Err(StrictPointError::SmallOrder);
+    }
+    CompressedEdwardsY(*bytes)
+        .decompress()
+        .ok_or(StrictPointError::NotOnCurve)
 }
 
 /// A signature that passed the encoding checks (rules 2 and 3) with its challenge `k`.
@@ -81,13 +114,11 @@ pub(crate) fn prepare(
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(signature.s_bytes()))
         .ok_or(SignatureError::NonCanonicalS)?;
     let r_bytes = signature.r_bytes();
-    let r = decode_canonical_point(&r_bytes).map_err(|e| match e {
-        PointError::NonCanonical => SignatureError::NonCanonicalR,
-        PointError::NotOnCurve => SignatureError::RNotOnCurve,
+    let r = decode_strict_point(&r_bytes).map_err(|e| match e {
+        StrictPointError::NonCanonical => SignatureError::NonCanonicalR,
+        StrictPointError::NotOnCurve => SignatureError::RNotOnCurve,
+        StrictPointError::SmallOrder => SignatureError::SmallOrderR,
     })?;
-    if r.is_small_order() {
-        return Err(SignatureError::SmallOrderR);
-    }
     let mut h = sha2::Sha512::new();
     h.update(r_bytes);
     h.update(public_key.as_bytes());
@@ -193,6 +224,23 @@ mod tests {
             unhex_vec(include_str!("testdata/rfc8032_test1024_msg.hex")).len(),
             1023
         );
+    }
+
+    #[test]
+    fn small_order_encodings_are_the_torsion_subgroup() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        for enc in SMALL_ORDER_ENCODINGS {
+            let point = CompressedEdwardsY(enc).decompress().unwrap();
+            assert!(point.is_small_order());
+            assert_eq!(point.compress().to_bytes(), enc, "canonical");
+        }
+        for t in EIGHT_TORSION {
+            assert!(SMALL_ORDER_ENCODINGS.contains(&t.compress().to_bytes()));
+        }
+        // Eight distinct encodings.
+        for (i, a) in SMALL_ORDER_ENCODINGS.iter().enumerate() {
+            assert!(!SMALL_ORDER_ENCODINGS[i + 1..].contains(a));
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Merkle roots against an independent computation, and inclusion proofs.
 
-use blyan_crypto::{Hash, MerkleError, MerkleProof, MerkleTree, empty_root, sha256};
+use blyan_crypto::{Hash, MerkleError, MerkleProof, MerkleTree, empty_root, merkle_root, sha256};
 use proptest::prelude::*;
 
 /// The tree rule written out plainly: prefixed leaf and node hashes, odd node promoted.
@@ -54,6 +54,7 @@ fn empty_and_single() {
     assert!(empty.is_empty());
     assert_eq!(empty.root(), empty_root());
     assert_eq!(empty.root(), sha256(b"blyan/v1/empty"));
+    assert_eq!(merkle_root(&[]), empty.root());
     assert_eq!(
         empty.proof(0),
         Err(MerkleError::IndexOutOfRange { index: 0, len: 0 })
@@ -101,6 +102,7 @@ proptest! {
         let tree = MerkleTree::from_items(&items).unwrap();
         let root = tree.root();
         prop_assert_eq!(root, reference_root(&items));
+        prop_assert_eq!(merkle_root(&items), root);
         for (index, item) in items.iter().enumerate() {
             let proof = tree.proof(index).unwrap();
             prop_assert_eq!(proof.verify(&root, index, item, n), Ok(()));
