@@ -21,3 +21,16 @@ pub use state::{
 pub use types::{BLOCK_VERSION, Block, Header, SignedTransaction, Transaction, tx_root};
 
 // -- block tree, fork choice --
+mod block_tree;
+mod equivocation;
+mod fork_choice;
+mod invalid_cache;
+mod orphans;
+pub use block_tree::BlockMeta;
+pub use equivocation::{DEFAULT_MAX_TRACKED_SLOTS, Equivocation};
+pub use fork_choice::{
+    CommitOutcome, Decision, ForkChain, ForkChoice, ForkChoiceConfig, ForkChoiceError, InsertError,
+    Insertion, Invalidation, TipUpdate,
+};
+pub use invalid_cache::DEFAULT_INVALID_CACHE_CAPACITY;
+pub use orphans::OrphanConfig;
