@@ -246,10 +246,9 @@ impl SecurityManager {
         take(&usage.messages, t, cost, Scope::Ip, Resource::Messages)?;
         take(&usage.bytes, t, kib, Scope::Ip, Resource::Bytes)?;
         if let Some(r) = meta.relayed {
-            if !self.replay.is_known(&r.origin) {
-                take(&conn.new_origins, t, 1, Scope::Peer, Resource::NewOrigins)?;
-            }
-            self.replay.check(now, r.origin, r.nonce, r.timestamp_ms)?;
+            let new_origin = || take(&conn.new_origins, t, 1, Scope::Peer, Resource::NewOrigins);
+            self.replay
+                .check_admitting(now, r.origin, r.nonce, r.timestamp_ms, new_origin)?;
         }
         Ok(())
     }

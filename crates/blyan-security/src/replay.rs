@@ -184,6 +184,20 @@ impl ReplayGuard {
         nonce: u64,
         timestamp_ms: u64,
     ) -> Result<(), Reject> {
+        self.check_admitting(now, origin, nonce, timestamp_ms, || Ok(()))
+    }
+
+    /// As [`check`](Self::check), but a message from an origin not tracked yet must also
+    /// pass `admit_new` (e.g. the relaying peer's new-origin budget) before the origin is
+    /// given a window. One table lookup either way.
+    pub fn check_admitting(
+        &mut self,
+        now: Now,
+        origin: PeerId,
+        nonce: u64,
+        timestamp_ms: u64,
+        admit_new: impl FnOnce() -> Result<(), Reject>,
+    ) -> Result<(), Reject> {
         let max_age = u64::try_from(self.config.max_age.as_millis()).unwrap_or(u64::MAX);
         let skew = u64::try_from(self.config.max_future_skew.as_millis()).unwrap_or(u64::MAX);
         if timestamp_ms.saturating_add(max_age) < now.unix_ms() {
@@ -198,6 +212,7 @@ impl ReplayGuard {
         if timestamp_ms <= self.floor_ts {
             return Err(Reject::Stale);
         }
+        admit_new()?;
         if self.senders.len() >= self.config.max_senders {
             self.purge(now);
         }
