@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 
 use crate::CodecError;
 use crate::limits::Limits;
+use crate::value_extent::value_extent;
 
 /// A first guess for the output buffer; most messages fit, larger ones grow it geometrically.
 const INITIAL_CAPACITY: usize = 256;
@@ -62,15 +63,17 @@ pub(crate) fn decode_body<T: DeserializeOwned>(
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<T, CodecError> {
-    // The reader form (not `from_slice`) lets us see what is left after the value.
-    let mut deserializer = rmp_serde::Deserializer::new(bytes);
+    // The zero-copy slice reader: byte and string fields are borrowed, not copied through
+    // an intermediate buffer. It does not report its position, so the value's extent is
+    // measured separately (only after a successful decode).
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
     deserializer.set_max_depth(limits.max_depth);
     let value = T::deserialize(&mut deserializer)?;
-    let remaining = deserializer.get_ref().len();
-    if remaining == 0 {
-        Ok(value)
-    } else {
-        Err(CodecError::TrailingBytes { remaining })
+    // A value that decoded is well-formed, so its extent is always found.
+    let len = value_extent(bytes).ok_or(CodecError::Truncated)?;
+    match bytes.len() - len {
+        0 => Ok(value),
+        remaining => Err(CodecError::TrailingBytes { remaining }),
     }
 }
 

@@ -69,6 +69,7 @@ mod error;
 mod frame;
 mod limits;
 pub mod network_serializer;
+mod value_extent;
 
 pub use canonical::{from_canonical_bytes, from_canonical_bytes_exact, to_canonical_bytes};
 pub use codec::{Codec, FLAG_ZSTD, KNOWN_FLAGS};
