@@ -6,19 +6,25 @@
 //! below, one line at a time.
 
 // -- types, validation, state machine, mempool --
+mod builder;
 mod clock;
 mod error;
 mod genesis;
+mod mempool;
 pub mod state;
 mod types;
+mod validator;
+pub use builder::{BuildError, BuiltBlock, build_block};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BlockError, TxError};
 pub use genesis::{ConsensusParams, Genesis, GenesisError};
+pub use mempool::{Mempool, MempoolConfig, MempoolError, PooledTx, Selection};
 pub use state::{
     Account, AccountProof, AccountState, MemoryStore, ProofError, StateDiff, StateError,
     StateMachine, StateStore, StateTransition, StoreError, UndoData,
 };
 pub use types::{BLOCK_VERSION, Block, Header, SignedTransaction, Transaction, tx_root};
+pub use validator::BlockValidator;
 
 // -- block tree, fork choice --
 mod block_tree;

@@ -6,3 +6,8 @@
 mod fork_choice;
 mod fork_choice_driver;
 mod fork_choice_props;
+mod builder;
+mod chain_fixture;
+mod mempool;
+mod state_props;
+mod validation;
