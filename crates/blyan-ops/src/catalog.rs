@@ -3,7 +3,7 @@
 //!
 //! Library crates record through the [`metrics`] facade by these names
 //! (`metrics::gauge!(CHAIN_HEIGHT.name)`), or through the typed helpers of
-//! [`crate::metrics_collector`]; the exporter and `docs/metrics.md` read the
+//! [`crate::metrics_collector`]; the exporter and `docs/operations.md` read the
 //! same table, so a name is spelled once.
 //!
 //! Naming follows the Prometheus conventions that `promtool check metrics`
@@ -325,7 +325,7 @@ pub const DHT_LOOKUP_SECONDS: MetricDef = histogram(
     DHT_LOOKUP_BUCKETS,
 );
 
-/// Every metric the node exports, in the order of `docs/metrics.md`.
+/// Every metric the node exports, in the order of `docs/operations.md`.
 pub const ALL_METRICS: &[MetricDef] = &[
     BUILD_INFO,
     START_TIME_SECONDS,

@@ -267,7 +267,7 @@ mod tests {
             })
             .sum();
         // Every label is a closed enum, so this is the whole cardinality
-        // (histograms add their buckets; docs/metrics.md quotes it): a change
+        // (histograms add their buckets; docs/operations.md quotes it): a change
         // here is a deliberate one.
         assert_eq!(series, 116);
     }

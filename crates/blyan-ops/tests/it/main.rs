@@ -4,6 +4,7 @@
 // Helpers outside `#[test]` functions may panic too: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod docs;
 mod exposition;
 mod http;
 mod logging;
