@@ -306,6 +306,23 @@ pub enum ForkChoiceError {
 ///
 /// `B` is whatever the driver wants back with a released orphan (the block body, usually);
 /// the core never looks inside it.
+///
+/// ```
+/// use blyan_consensus::{BlockMeta, Decision, ForkChoice, ForkChoiceConfig};
+/// use blyan_crypto::{Hash, sha256};
+///
+/// let genesis = BlockMeta { hash: sha256(b"g"), parent: Hash::ZERO, height: 0, slot: 0, producer: [1; 32] };
+/// let block = BlockMeta { hash: sha256(b"b1"), parent: genesis.hash, height: 1, slot: 1, producer: [2; 32] };
+/// let mut core: ForkChoice = ForkChoice::new(genesis, ForkChoiceConfig::default())?;
+///
+/// let insertion = core.insert(block, ())?;
+/// let Decision::Extended(update) = insertion.decision else { unreachable!() };
+/// assert_eq!(update.apply, vec![block.hash]);
+/// // ... the chain manager applies `block` to the state, then:
+/// core.commit(&update)?;
+/// assert_eq!(core.tip().hash, block.hash);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ForkChoice<B = ()> {
     config: ForkChoiceConfig,
@@ -334,7 +351,9 @@ impl<B> ForkChoice<B> {
         let mut tree = BlockTree::new(root);
         for meta in chain {
             let tip = tree.tip();
-            if meta.parent != tip.hash || meta.height != tip.height + 1 || tree.contains(&meta.hash)
+            if meta.parent != tip.hash
+                || tip.height.checked_add(1) != Some(meta.height)
+                || tree.contains(&meta.hash)
             {
                 return Err(ForkChoiceError::BrokenChain(meta.hash));
             }
@@ -380,7 +399,7 @@ impl<B> ForkChoice<B> {
         let Some(parent) = self.tree.get(&meta.parent).copied() else {
             return self.buffer_orphan(meta, body);
         };
-        if meta.height != parent.height + 1 {
+        if parent.height.checked_add(1) != Some(meta.height) {
             return Err(InsertError::HeightMismatch {
                 block: hash,
                 height: meta.height,
@@ -600,13 +619,16 @@ impl<B> ForkChoice<B> {
 
     fn buffer_orphan(&mut self, meta: BlockMeta, body: B) -> Result<Insertion<B>, InsertError> {
         let irreversible_height = self.irreversible_height();
-        if meta.height <= irreversible_height + 1 {
+        if meta.height <= irreversible_height.saturating_add(1) {
             return Err(InsertError::BelowIrreversible {
                 height: meta.height,
                 irreversible_height,
             });
         }
-        let max_height = self.tree.tip_height() + self.config.orphans.max_height_ahead;
+        let max_height = self
+            .tree
+            .tip_height()
+            .saturating_add(self.config.orphans.max_height_ahead);
         if meta.height > max_height {
             return Err(InsertError::OrphanTooFarAhead {
                 height: meta.height,
@@ -632,7 +654,9 @@ impl<B> ForkChoice<B> {
             .tip_height()
             .saturating_sub(self.config.canonical_retention);
         self.tree.forget_canonical_below(keep_from);
-        let expired = self.orphans.expire_at_or_below(irreversible + 1);
+        let expired = self
+            .orphans
+            .expire_at_or_below(irreversible.saturating_add(1));
         if let Some(slot) = self
             .tree
             .canonical_at(irreversible)
