@@ -380,7 +380,8 @@ impl<B> ForkChoice<B> {
     }
 
     /// Classifies a block and stores it (not canonical). See the module docs for the
-    /// protocol; the block's header must already have passed the stateless checks.
+    /// protocol. The block must already have passed the stateless checks, its signature
+    /// included: equivocation evidence and the orphan per-producer cap trust `producer`.
     pub fn insert(&mut self, meta: BlockMeta, body: B) -> Result<Insertion<B>, InsertError> {
         let hash = meta.hash;
         if self.tree.contains(&hash) || self.orphans.contains(&hash) {
@@ -480,6 +481,11 @@ impl<B> ForkChoice<B> {
     /// an update). Removes it and its descendants from the tree and the orphan buffer,
     /// remembers them all as invalid, and returns the next update if a remaining branch beats
     /// the tip. A hash the tree does not hold is just remembered.
+    ///
+    /// Only for failures that follow from what the hash commits to (the header, and a body
+    /// that matches its `tx_root`). The hash excludes the signature, so a bad signature or a
+    /// body that does not match the header must be rejected *before* `insert` and never
+    /// marked: otherwise anyone could poison an honest block's hash.
     pub fn mark_invalid(&mut self, hash: Hash) -> Result<Invalidation, ForkChoiceError> {
         if self.tree.is_canonical(&hash) {
             return Err(ForkChoiceError::CanonicalBlock(hash));
