@@ -48,7 +48,11 @@ struct Transaction {
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 enum Payload {
-    Block { header: Header, signature: Box<[u8]>, txs: Vec<Transaction> },
+    Block {
+        header: Header,
+        signature: Box<[u8]>,
+        txs: Vec<Transaction>,
+    },
     Txs(Vec<Transaction>),
     Status(u64, Option<String>),
     Ping,
@@ -56,7 +60,11 @@ enum Payload {
 
 fuzz_target!(|data: &[u8]| {
     // Small limits so the fuzzer reaches them; the logic is the same at 16 MiB.
-    let limits = Limits { max_frame_len: 1 << 16, max_decompressed_len: 1 << 18, max_depth: 32 };
+    let limits = Limits {
+        max_frame_len: 1 << 16,
+        max_decompressed_len: 1 << 18,
+        max_depth: 32,
+    };
     let codec = Codec::DEFAULT.with_limits(limits);
 
     if let Ok(value) = codec.deserialize::<Payload>(data) {
@@ -65,7 +73,9 @@ fuzz_target!(|data: &[u8]| {
         // a value in a frame that ours does not), our decoder takes back unchanged.
         for codec in [codec, codec.with_compression(Compression::Disabled)] {
             if let Ok(message) = codec.serialize(&value) {
-                let again = codec.deserialize::<Payload>(&message).expect("own message decodes");
+                let again = codec
+                    .deserialize::<Payload>(&message)
+                    .expect("own message decodes");
                 assert_eq!(again, value);
             }
         }

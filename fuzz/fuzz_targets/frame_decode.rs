@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let chunk = usize::from(chunk).max(1);
-    let limits = Limits { max_frame_len: 1 << 12, max_decompressed_len: 1 << 16, max_depth: 16 };
+    let limits = Limits {
+        max_frame_len: 1 << 12,
+        max_decompressed_len: 1 << 16,
+        max_depth: 16,
+    };
     let codec = Codec::DEFAULT.with_limits(limits);
 
     // The reference: split the whole stream at once.
@@ -67,14 +71,19 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    assert_eq!(got, expected, "incremental and whole-buffer framing disagree");
+    assert_eq!(
+        got, expected,
+        "incremental and whole-buffer framing disagree"
+    );
     assert_eq!(failed, reference_error);
 
     for message in &got {
         if let Ok(value) = codec.deserialize::<Gossip>(message) {
             if let Ok(frame) = codec.frame(&value) {
                 let mut again = BytesMut::from(&frame[..]);
-                let back = codec.decode_frame::<Gossip>(&mut again).expect("own frame decodes");
+                let back = codec
+                    .decode_frame::<Gossip>(&mut again)
+                    .expect("own frame decodes");
                 assert_eq!(back, Some(value));
             }
         }

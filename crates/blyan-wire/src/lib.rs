@@ -23,8 +23,7 @@
 //!   byte is read or allocated, and buffers grow with the bytes that actually arrive.
 //! * Decompression stops after [`Limits::max_decompressed_len`] (16 MiB) + 1 output bytes:
 //!   the size a zstd header announces is never trusted, and a frame asking for a window
-//!   larger than the limit needs is refused. A zstd bomb costs a bounded amount of memory.
-//! * Encoders never produce a message their own limits would refuse.
+//!   larger than the limit needs is refused. Encoders never exceed their own limits.
 //! * Only the canonical MsgPack bytes are canonical: compressed bytes depend on the zstd
 //!   version, so hash and sign the canonical encoding, never a frame.
 //!

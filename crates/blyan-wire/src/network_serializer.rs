@@ -2,8 +2,8 @@
 //!
 //! `serialize` returns a *message* (one flags byte + the MsgPack payload, zstd-compressed
 //! when that pays off); `deserialize` reads one back. Frame it with
-//! [`Codec::frame`](crate::Codec::frame) or let the transport do it. For other limits or
-//! compression settings use a [`Codec`](crate::Codec).
+//! [`Codec::frame`] or let the transport do it. For other limits or
+//! compression settings use a [`Codec`] directly.
 
 use bytes::Bytes;
 use serde::Serialize;
