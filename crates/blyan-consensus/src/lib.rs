@@ -40,3 +40,9 @@ pub use fork_choice::{
 };
 pub use invalid_cache::DEFAULT_INVALID_CACHE_CAPACITY;
 pub use orphans::OrphanConfig;
+
+// -- storage, chain manager --
+mod chain_manager;
+pub mod storage;
+pub use chain_manager::{ChainConfig, ChainError, ChainEvent, ChainManager, ImportOutcome, Reorg};
+pub use storage::{ChainStore, StorageError};

@@ -11,3 +11,4 @@ mod chain_fixture;
 mod mempool;
 mod state_props;
 mod validation;
+mod chain_manager;

@@ -1,0 +1,709 @@
+//! [`ChainStore`]: the chain in a redb database, with the account state served from the
+//! same transaction that writes a block.
+
+use std::path::Path;
+
+use blyan_crypto::{Address, Hash};
+use blyan_wire::{from_canonical_bytes, to_canonical_bytes};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, Table, TableDefinition, WriteTransaction,
+};
+
+use crate::genesis::Genesis;
+use crate::state::{
+    Account, AccountProof, AccountState, NodeStore, SmtNode, StateDiff, StateMachine, StateStore,
+    StoreError, UndoData,
+};
+use crate::storage::StorageError;
+use crate::storage::schema::{
+    ACCOUNTS, BLOCK_META, BLOCKS, BlockRecord, CANONICAL, META, META_GENESIS, META_NEXT_ARRIVAL,
+    META_SCHEMA, META_STATE_ROOT, META_TIP, SCHEMA_VERSION, SIDE_BLOCKS, STATE_NODES, UNDO,
+    decode_hash, decode_node, decode_u32, decode_u64, encode_node,
+};
+use crate::types::{Block, Header};
+
+/// Default redb page cache: 64 MiB holds the upper levels of every table and the hot part
+/// of the state tree; redb's own default (1 GiB) is too much for a small node.
+const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+type HashTable<'t, V> = Table<'t, &'static [u8; 32], V>;
+
+/// The chain database.
+///
+/// Opened for one genesis: a database initialised for another chain, or by a newer schema,
+/// is refused. All writes go through [`ChainStore::write`] (one atomic transaction); reads
+/// see the last committed state.
+pub struct ChainStore {
+    db: Database,
+    genesis_hash: Hash,
+}
+
+impl std::fmt::Debug for ChainStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainStore")
+            .field("genesis_hash", &self.genesis_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Number of entries per table (for operators, tests and benches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Stored blocks (canonical and side).
+    pub blocks: u64,
+    /// Stored non-canonical blocks.
+    pub side_blocks: u64,
+    /// Entries of the canonical index (tip height + 1).
+    pub canonical: u64,
+    /// Blocks with undo data (canonical blocks above the irreversible height).
+    pub undo: u64,
+    /// Stored (non-empty) accounts.
+    pub accounts: u64,
+    /// Stored state tree nodes.
+    pub state_nodes: u64,
+}
+
+impl ChainStore {
+    /// Opens the database at `path`, creating and initialising it with `genesis` if the file
+    /// does not exist or is empty. A crash during an earlier run is repaired by redb on open
+    /// (the last committed transaction is the state).
+    pub fn open(path: impl AsRef<Path>, genesis: &Genesis) -> Result<Self, StorageError> {
+        let db = Database::builder()
+            .set_cache_size(DEFAULT_CACHE_BYTES)
+            .create(path)?;
+        Self::init(db, genesis)
+    }
+
+    /// A database in memory (redb's in-memory backend): for unit tests and simulations.
+    pub fn in_memory(genesis: &Genesis) -> Result<Self, StorageError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::init(db, genesis)
+    }
+
+    /// Creates the tables and writes the genesis block and state into an empty database, or
+    /// checks that a non-empty one belongs to this chain and schema.
+    fn init(db: Database, genesis: &Genesis) -> Result<Self, StorageError> {
+        let block = genesis.block()?;
+        let genesis_hash = block.hash();
+        let store = Self { db, genesis_hash };
+        store.write(true, |t| {
+            let schema = t.meta_get(META_SCHEMA)?;
+            let Some(schema) = schema else {
+                let transition = genesis.state_transition()?;
+                t.state_mut().apply(&transition.diff)?;
+                t.put_block(&block, 0)?;
+                t.set_canonical(0, &genesis_hash)?;
+                t.set_tip(&genesis_hash)?;
+                t.set_next_arrival(1)?;
+                t.meta_put(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                t.meta_put(META_GENESIS, genesis_hash.as_bytes())?;
+                return Ok(());
+            };
+            let found = decode_u32(&schema).ok_or(StorageError::Corrupt { table: "meta" })?;
+            if found > SCHEMA_VERSION {
+                return Err(StorageError::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            let stored = t
+                .meta_get(META_GENESIS)?
+                .ok_or(StorageError::MissingMeta(META_GENESIS))?;
+            let stored = decode_hash(&stored).ok_or(StorageError::Corrupt { table: "meta" })?;
+            if stored != genesis_hash {
+                return Err(StorageError::GenesisMismatch {
+                    stored,
+                    expected: genesis_hash,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Hash of the genesis block this database belongs to.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// Runs `f` on the tables of one write transaction and commits if it returns `Ok`; on
+    /// `Err` the transaction is aborted and nothing it wrote is kept. The state root in the
+    /// meta table is written from the state tables just before the commit.
+    ///
+    /// With `durable = false` the commit is not flushed to disk (redb's `Durability::None`):
+    /// it is atomic and visible, and a later durable commit makes it and every earlier one
+    /// durable. A crash loses the non-durable tail, never part of a transaction.
+    pub fn write<T, E>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut WriteTables<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StorageError>,
+    {
+        let mut txn = self.db.begin_write().map_err(StorageError::from)?;
+        if !durable {
+            txn.set_durability(Durability::None)
+                .map_err(StorageError::from)?;
+        }
+        let result = {
+            let mut tables = WriteTables::open(&txn)?;
+            let result = f(&mut tables);
+            if result.is_ok() {
+                tables.finish()?;
+            }
+            result
+        };
+        match result {
+            Ok(value) => {
+                txn.commit().map_err(StorageError::from)?;
+                Ok(value)
+            }
+            Err(error) => {
+                // Dropping the transaction aborts it as well; an abort failure leaves nothing
+                // committed either way, so the caller's error is the one to report.
+                let _ = txn.abort();
+                Err(error)
+            }
+        }
+    }
+
+    /// Makes every earlier non-durable commit durable (an empty durable transaction).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.write(true, |_| Ok::<_, StorageError>(()))
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StorageError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    fn read_meta_hash(&self, key: &'static str) -> Result<Hash, StorageError> {
+        let table = self.read()?.open_table(META)?;
+        let value = table.get(key)?.ok_or(StorageError::MissingMeta(key))?;
+        decode_hash(value.value()).ok_or(StorageError::Corrupt { table: "meta" })
+    }
+
+    /// Hash of the canonical tip.
+    pub fn tip(&self) -> Result<Hash, StorageError> {
+        self.read_meta_hash(META_TIP)
+    }
+
+    /// State root after the tip.
+    pub fn state_root(&self) -> Result<Hash, StorageError> {
+        self.read_meta_hash(META_STATE_ROOT)
+    }
+
+    /// The stored block with this hash (canonical or side).
+    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StorageError> {
+        let table = self.read()?.open_table(BLOCKS)?;
+        table
+            .get(hash.as_bytes())?
+            .map(|v| decode(v.value(), "blocks"))
+            .transpose()
+    }
+
+    /// The stored header and arrival number of a block.
+    pub fn record(&self, hash: &Hash) -> Result<Option<BlockRecord>, StorageError> {
+        let table = self.read()?.open_table(BLOCK_META)?;
+        table
+            .get(hash.as_bytes())?
+            .map(|v| decode(v.value(), "block_meta"))
+            .transpose()
+    }
+
+    /// The canonical block hash at `height`.
+    pub fn canonical_hash(&self, height: u64) -> Result<Option<Hash>, StorageError> {
+        let table = self.read()?.open_table(CANONICAL)?;
+        Ok(table.get(height)?.map(|v| Hash::from_bytes(*v.value())))
+    }
+
+    /// The undo data kept for a canonical block (none at or below the irreversible height).
+    pub fn undo(&self, hash: &Hash) -> Result<Option<UndoData>, StorageError> {
+        let table = self.read()?.open_table(UNDO)?;
+        table
+            .get(hash.as_bytes())?
+            .map(|v| decode(v.value(), "undo"))
+            .transpose()
+    }
+
+    /// The records of every stored side block, in arrival order.
+    pub fn side_blocks(&self) -> Result<Vec<(Hash, BlockRecord)>, StorageError> {
+        let txn = self.read()?;
+        let side = txn.open_table(SIDE_BLOCKS)?;
+        let meta = txn.open_table(BLOCK_META)?;
+        let mut out = Vec::new();
+        for entry in side.iter()? {
+            let (key, _) = entry?;
+            let hash = Hash::from_bytes(*key.value());
+            let record: BlockRecord = decode(
+                meta.get(hash.as_bytes())?
+                    .ok_or(StorageError::Missing {
+                        what: "block meta",
+                        hash,
+                    })?
+                    .value(),
+                "block_meta",
+            )?;
+            out.push((hash, record));
+        }
+        out.sort_by_key(|(_, record)| record.arrival);
+        Ok(out)
+    }
+
+    /// A read-only view of the committed state (for account queries and proofs).
+    pub fn state_view(&self) -> Result<AccountState<StateView>, StorageError> {
+        let txn = self.read()?;
+        let view = StateView {
+            accounts: txn.open_table(ACCOUNTS)?,
+            nodes: txn.open_table(STATE_NODES)?,
+            root: self.state_root()?,
+        };
+        Ok(AccountState::open(view)?)
+    }
+
+    /// The committed account under `address` (`None`: no account).
+    pub fn account(&self, address: &Address) -> Result<Option<Account>, StorageError> {
+        Ok(self.state_view()?.account(address)?)
+    }
+
+    /// A proof of the committed account under `address` against [`ChainStore::state_root`].
+    pub fn account_proof(&self, address: &Address) -> Result<AccountProof, StorageError> {
+        Ok(self.state_view()?.prove(address)?)
+    }
+
+    /// Entries per table.
+    pub fn stats(&self) -> Result<StoreStats, StorageError> {
+        let txn = self.read()?;
+        Ok(StoreStats {
+            blocks: txn.open_table(BLOCKS)?.len()?,
+            side_blocks: txn.open_table(SIDE_BLOCKS)?.len()?,
+            canonical: txn.open_table(CANONICAL)?.len()?,
+            undo: txn.open_table(UNDO)?.len()?,
+            accounts: txn.open_table(ACCOUNTS)?.len()?,
+            state_nodes: txn.open_table(STATE_NODES)?.len()?,
+        })
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    table: &'static str,
+) -> Result<T, StorageError> {
+    from_canonical_bytes(bytes).map_err(|_| StorageError::Corrupt { table })
+}
+
+fn encode<T: serde::Serialize>(value: &T, table: &'static str) -> Result<Vec<u8>, StorageError> {
+    to_canonical_bytes(value).map_err(|_| StorageError::Encode { table })
+}
+
+/// Every table of one write transaction, open. Given to the closure of
+/// [`ChainStore::write`]; the state tables sit inside an [`AccountState`] so validation
+/// reads, and applying a block writes, inside the same transaction.
+pub struct WriteTables<'t> {
+    blocks: HashTable<'t, &'static [u8]>,
+    block_meta: HashTable<'t, &'static [u8]>,
+    side: HashTable<'t, ()>,
+    canonical: Table<'t, u64, &'static [u8; 32]>,
+    undo: HashTable<'t, &'static [u8]>,
+    meta: Table<'t, &'static str, &'static [u8]>,
+    state: AccountState<StateTables<'t>>,
+}
+
+impl std::fmt::Debug for WriteTables<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTables")
+            .field("state_root", &self.state.root())
+            .finish_non_exhaustive()
+    }
+}
+
+fn open<'t, K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &'t WriteTransaction,
+    def: TableDefinition<'_, K, V>,
+) -> Result<Table<'t, K, V>, StorageError> {
+    Ok(txn.open_table(def)?)
+}
+
+impl<'t> WriteTables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, StorageError> {
+        let meta = open(txn, META)?;
+        let root = match meta.get(META_STATE_ROOT)? {
+            Some(v) => decode_hash(v.value()).ok_or(StorageError::Corrupt { table: "meta" })?,
+            None => crate::state::EMPTY_ROOT,
+        };
+        let state = AccountState::open(StateTables {
+            accounts: open(txn, ACCOUNTS)?,
+            nodes: open(txn, STATE_NODES)?,
+            root,
+        })?;
+        Ok(Self {
+            blocks: open(txn, BLOCKS)?,
+            block_meta: open(txn, BLOCK_META)?,
+            side: open(txn, SIDE_BLOCKS)?,
+            canonical: open(txn, CANONICAL)?,
+            undo: open(txn, UNDO)?,
+            meta,
+            state,
+        })
+    }
+
+    /// Writes the state root next to the tip, so both move in the same commit.
+    fn finish(&mut self) -> Result<(), StorageError> {
+        let root = self.state.root();
+        self.meta_put(META_STATE_ROOT, root.as_bytes())
+    }
+
+    /// The account state as of this transaction's writes so far.
+    pub fn state(&self) -> &AccountState<StateTables<'t>> {
+        &self.state
+    }
+
+    /// The account state, to apply or revert a diff.
+    pub fn state_mut(&mut self) -> &mut AccountState<StateTables<'t>> {
+        &mut self.state
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.meta.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn meta_put(&mut self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.meta.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Stores a block and its record (not marked side or canonical).
+    pub fn put_block(&mut self, block: &Block, arrival: u64) -> Result<(), StorageError> {
+        let hash = block.hash();
+        let record = BlockRecord {
+            header: block.header.clone(),
+            arrival,
+        };
+        self.blocks
+            .insert(hash.as_bytes(), encode(block, "blocks")?.as_slice())?;
+        self.block_meta
+            .insert(hash.as_bytes(), encode(&record, "block_meta")?.as_slice())?;
+        Ok(())
+    }
+
+    /// The stored block with this hash.
+    pub fn block(&self, hash: &Hash) -> Result<Block, StorageError> {
+        let value = self
+            .blocks
+            .get(hash.as_bytes())?
+            .ok_or(StorageError::Missing {
+                what: "block",
+                hash: *hash,
+            })?;
+        decode(value.value(), "blocks")
+    }
+
+    /// The stored header of a block.
+    pub fn header(&self, hash: &Hash) -> Result<Header, StorageError> {
+        let value = self
+            .block_meta
+            .get(hash.as_bytes())?
+            .ok_or(StorageError::Missing {
+                what: "block meta",
+                hash: *hash,
+            })?;
+        decode::<BlockRecord>(value.value(), "block_meta").map(|r| r.header)
+    }
+
+    /// Deletes a block with everything stored about it (record, side mark, undo data).
+    pub fn delete_block(&mut self, hash: &Hash) -> Result<(), StorageError> {
+        let key = hash.as_bytes();
+        self.blocks.remove(key)?;
+        self.block_meta.remove(key)?;
+        self.side.remove(key)?;
+        self.undo.remove(key)?;
+        Ok(())
+    }
+
+    /// Marks a stored block as on a side branch (`true`) or canonical (`false`).
+    pub fn set_side(&mut self, hash: &Hash, side: bool) -> Result<(), StorageError> {
+        if side {
+            self.side.insert(hash.as_bytes(), ())?;
+        } else {
+            self.side.remove(hash.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Sets the canonical block at `height`.
+    pub fn set_canonical(&mut self, height: u64, hash: &Hash) -> Result<(), StorageError> {
+        self.canonical.insert(height, hash.as_bytes())?;
+        Ok(())
+    }
+
+    /// Removes the canonical entry at `height` (a reverted block above the new tip).
+    pub fn remove_canonical(&mut self, height: u64) -> Result<(), StorageError> {
+        self.canonical.remove(height)?;
+        Ok(())
+    }
+
+    /// The canonical block at `height`, as written so far.
+    pub fn canonical(&self, height: u64) -> Result<Option<Hash>, StorageError> {
+        Ok(self
+            .canonical
+            .get(height)?
+            .map(|v| Hash::from_bytes(*v.value())))
+    }
+
+    /// Stores the undo data of a block that became canonical.
+    pub fn put_undo(&mut self, hash: &Hash, undo: &UndoData) -> Result<(), StorageError> {
+        self.undo
+            .insert(hash.as_bytes(), encode(undo, "undo")?.as_slice())?;
+        Ok(())
+    }
+
+    /// The undo data of a canonical block (an error if it is not stored).
+    pub fn undo(&self, hash: &Hash) -> Result<UndoData, StorageError> {
+        let value = self
+            .undo
+            .get(hash.as_bytes())?
+            .ok_or(StorageError::Missing {
+                what: "undo data",
+                hash: *hash,
+            })?;
+        decode(value.value(), "undo")
+    }
+
+    /// Forgets the undo data of a block (reverted, or now irreversible).
+    pub fn delete_undo(&mut self, hash: &Hash) -> Result<(), StorageError> {
+        self.undo.remove(hash.as_bytes())?;
+        Ok(())
+    }
+
+    /// Records the canonical tip.
+    pub fn set_tip(&mut self, hash: &Hash) -> Result<(), StorageError> {
+        self.meta_put(META_TIP, hash.as_bytes())
+    }
+
+    /// The arrival number the next stored block gets.
+    pub fn next_arrival(&self) -> Result<u64, StorageError> {
+        match self.meta.get(META_NEXT_ARRIVAL)? {
+            Some(v) => decode_u64(v.value()).ok_or(StorageError::Corrupt { table: "meta" }),
+            None => Ok(0),
+        }
+    }
+
+    /// Sets the arrival number of the next stored block.
+    pub fn set_next_arrival(&mut self, next: u64) -> Result<(), StorageError> {
+        self.meta_put(META_NEXT_ARRIVAL, &next.to_be_bytes())
+    }
+}
+
+/// The state tables of a write transaction as a [`StateStore`]: reads see the
+/// transaction's own writes, and [`StateStore::write`] applies a [`StateDiff`] into it.
+pub struct StateTables<'t> {
+    accounts: Table<'t, &'static [u8; 20], (u64, u64)>,
+    nodes: HashTable<'t, &'static [u8]>,
+    root: Hash,
+}
+
+impl std::fmt::Debug for StateTables<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateTables")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_error(error: impl Into<StorageError>) -> StoreError {
+    StoreError::new(error.into())
+}
+
+fn read_node(
+    table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    hash: &Hash,
+) -> Result<Option<SmtNode>, StoreError> {
+    match table.get(hash.as_bytes()).map_err(store_error)? {
+        None => Ok(None),
+        Some(value) => decode_node(value.value()).map(Some).ok_or_else(|| {
+            store_error(StorageError::Corrupt {
+                table: "state_nodes",
+            })
+        }),
+    }
+}
+
+fn read_account(
+    table: &impl ReadableTable<&'static [u8; 20], (u64, u64)>,
+    address: &Address,
+) -> Result<Option<Account>, StoreError> {
+    Ok(table
+        .get(address.as_bytes())
+        .map_err(store_error)?
+        .map(|v| {
+            let (balance, nonce) = v.value();
+            Account { balance, nonce }
+        }))
+}
+
+impl NodeStore for StateTables<'_> {
+    fn node(&self, hash: &Hash) -> Result<Option<SmtNode>, StoreError> {
+        read_node(&self.nodes, hash)
+    }
+}
+
+impl StateStore for StateTables<'_> {
+    fn state_root(&self) -> Result<Hash, StoreError> {
+        Ok(self.root)
+    }
+
+    fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
+        read_account(&self.accounts, address)
+    }
+
+    fn write(&mut self, diff: &StateDiff) -> Result<(), StoreError> {
+        for (address, account) in &diff.accounts {
+            match account {
+                Some(a) => self
+                    .accounts
+                    .insert(address.as_bytes(), (a.balance, a.nonce))
+                    .map(drop),
+                None => self.accounts.remove(address.as_bytes()).map(drop),
+            }
+            .map_err(store_error)?;
+        }
+        for (hash, node) in &diff.nodes {
+            match node {
+                Some(node) => self
+                    .nodes
+                    .insert(hash.as_bytes(), encode_node(node).as_slice())
+                    .map(drop),
+                None => self.nodes.remove(hash.as_bytes()).map(drop),
+            }
+            .map_err(store_error)?;
+        }
+        self.root = diff.new_root;
+        Ok(())
+    }
+}
+
+/// The committed state as a read-only [`StateStore`] (a snapshot: later commits are not
+/// seen). Writing through it fails with [`StorageError::ReadOnly`].
+pub struct StateView {
+    accounts: ReadOnlyTable<&'static [u8; 20], (u64, u64)>,
+    nodes: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    root: Hash,
+}
+
+impl std::fmt::Debug for StateView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateView")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeStore for StateView {
+    fn node(&self, hash: &Hash) -> Result<Option<SmtNode>, StoreError> {
+        read_node(&self.nodes, hash)
+    }
+}
+
+impl StateStore for StateView {
+    fn state_root(&self) -> Result<Hash, StoreError> {
+        Ok(self.root)
+    }
+
+    fn account(&self, address: &Address) -> Result<Option<Account>, StoreError> {
+        read_account(&self.accounts, address)
+    }
+
+    fn write(&mut self, _diff: &StateDiff) -> Result<(), StoreError> {
+        Err(store_error(StorageError::ReadOnly))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use blyan_crypto::KeyPair;
+
+    use super::*;
+    use crate::genesis::ConsensusParams;
+
+    fn genesis(chain_id: u32) -> Genesis {
+        let v = KeyPair::from_seed(&[1; 32]);
+        Genesis {
+            chain_id,
+            genesis_time_ms: 0,
+            slot_duration_ms: 1000,
+            validators: vec![v.public_key()],
+            balances: (1..=20u8)
+                .map(|i| (KeyPair::from_seed(&[i; 32]).address(), u64::from(i) * 100))
+                .collect::<BTreeMap<_, _>>(),
+            params: ConsensusParams::default(),
+        }
+    }
+
+    #[test]
+    fn fresh_store_holds_genesis_block_and_state() {
+        let g = genesis(1);
+        let store = ChainStore::in_memory(&g).unwrap();
+        let block = g.block().unwrap();
+        assert_eq!(store.tip().unwrap(), block.hash());
+        assert_eq!(store.state_root().unwrap(), block.header.state_root);
+        assert_eq!(store.block(&block.hash()).unwrap(), Some(block.clone()));
+        assert_eq!(store.canonical_hash(0).unwrap(), Some(block.hash()));
+        let who = KeyPair::from_seed(&[7; 32]).address();
+        assert_eq!(
+            store.account(&who).unwrap(),
+            Some(Account {
+                balance: 700,
+                nonce: 0
+            })
+        );
+        let proof = store.account_proof(&who).unwrap();
+        assert_eq!(
+            proof.verify(&block.header.state_root, &who).unwrap(),
+            Some(Account {
+                balance: 700,
+                nonce: 0
+            })
+        );
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.blocks, stats.canonical, stats.accounts), (1, 1, 20));
+    }
+
+    #[test]
+    fn failed_write_leaves_nothing() {
+        let g = genesis(1);
+        let store = ChainStore::in_memory(&g).unwrap();
+        let before = store.stats().unwrap();
+        let root = store.state_root().unwrap();
+        let result: Result<(), StorageError> = store.write(true, |t| {
+            let who = KeyPair::from_seed(&[99; 32]).address();
+            let tr = t.state().set_accounts([(
+                who,
+                Account {
+                    balance: 1,
+                    nonce: 0,
+                },
+            )])?;
+            t.state_mut().apply(&tr.diff)?;
+            t.set_canonical(5, &Hash::ZERO)?;
+            Err(StorageError::ReadOnly)
+        });
+        assert!(matches!(result, Err(StorageError::ReadOnly)));
+        assert_eq!(store.stats().unwrap(), before);
+        assert_eq!(store.state_root().unwrap(), root);
+    }
+
+    #[test]
+    fn state_view_refuses_writes() {
+        let g = genesis(1);
+        let store = ChainStore::in_memory(&g).unwrap();
+        let mut view = store.state_view().unwrap();
+        let diff = StateDiff {
+            old_root: view.root(),
+            ..StateDiff::default()
+        };
+        assert!(view.apply(&diff).is_err());
+    }
+}
