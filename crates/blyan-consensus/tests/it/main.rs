@@ -12,3 +12,5 @@ mod mempool;
 mod state_props;
 mod validation;
 mod chain_manager;
+mod storage;
+mod crash;
