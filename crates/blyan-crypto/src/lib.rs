@@ -11,7 +11,7 @@
 //!   [`verify_block_signature`] and [`sign_tx`] / [`verify_tx_signature`] sign 32-byte hashes.
 //! - [`PeerId`] = SHA-256(public key), the node and Kademlia id; [`Address`] = its first
 //!   20 bytes, the account id, shown as 40 lowercase hex characters.
-//! - [`Hash`], [`sha256`], [`Sha256Hasher`]; [`MerkleTree`] and [`MerkleProof`] (leaf and node
+//! - [`Hash`](struct@Hash), [`sha256`], [`Sha256Hasher`]; [`MerkleTree`] and [`MerkleProof`] (leaf and node
 //!   hashes prefixed 0x00 / 0x01, odd nodes promoted, empty root SHA-256("blyan/v1/empty")).
 //! - [`KeyStore`]: the node key encrypted at rest (Argon2id + XChaCha20-Poly1305), written
 //!   atomically with mode 0600; a wrong passphrase or a damaged file is a typed error and never
