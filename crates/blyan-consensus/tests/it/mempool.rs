@@ -279,3 +279,70 @@ fn canonical_changes_update_the_pool() {
     assert_eq!(p.revalidate(&c.state).unwrap(), 2);
     assert_eq!(p.len(), 1);
 }
+
+mod bounds {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever arrives, the pool stays within its count, byte and per-sender bounds, and
+        /// a full pool only ever trades a transaction for a strictly higher fee.
+        #[test]
+        fn bounds_hold_under_any_arrivals(
+            arrivals in proptest::collection::vec((0usize..6, 0u64..4, 0u64..20), 1..40)
+        ) {
+            let c = chain();
+            let config = MempoolConfig {
+                max_txs: 5,
+                max_bytes: 5 * 140,
+                max_per_sender: 3,
+                replacement_bump_percent: 10,
+            };
+            let mut p = pool(&c, config.clone());
+            for (user, nonce, fee) in arrivals {
+                let before = pooled(&p);
+                let tx = c.tx(&c.users[user], sink(), 1, fee, nonce);
+                let sender = tx.tx.sender();
+                let result = p.insert(tx, &c.state);
+                prop_assert!(p.len() <= config.max_txs);
+                prop_assert!(p.bytes() <= config.max_bytes);
+                let after = pooled(&p);
+                match result {
+                    // Anything that left was replaced (same sender and nonce) or evicted for
+                    // a strictly higher fee.
+                    Ok(_) => {
+                        for (hash, (s, n, f)) in &before {
+                            if !after.contains_key(hash) {
+                                prop_assert!((*s == sender && *n == nonce) || *f < fee);
+                            }
+                        }
+                    }
+                    // A rejection changes nothing.
+                    Err(_) => prop_assert_eq!(&before, &after),
+                }
+                let mut per_sender = std::collections::HashMap::new();
+                p.select(|entry| {
+                    *per_sender.entry(entry.sender).or_insert(0usize) += 1;
+                    Selection::Included
+                });
+                prop_assert!(per_sender.values().all(|n| *n <= config.max_per_sender));
+                prop_assert_eq!(per_sender.values().sum::<usize>(), p.len());
+            }
+        }
+    }
+
+    /// Every pooled transaction: hash -> (sender, nonce, fee).
+    fn pooled(p: &Mempool) -> std::collections::HashMap<Hash, (Address, u64, u64)> {
+        let mut out = std::collections::HashMap::new();
+        p.select(|entry| {
+            out.insert(
+                entry.hash,
+                (entry.sender, entry.tx.tx.nonce, entry.tx.tx.fee),
+            );
+            Selection::Included
+        });
+        out
+    }
+}
