@@ -57,9 +57,10 @@ pub enum TxError {
 
 /// Why a block is invalid, or could not be judged.
 ///
-/// Every variant but [`BlockError::Storage`] is a verdict on the block: the same block is
-/// invalid on every node. `Storage` means the local state could not be read and says
-/// nothing about the block; never cache it as invalid.
+/// Every variant but [`BlockError::Storage`], [`BlockError::UnknownParent`] and
+/// [`BlockError::SlotInFuture`] is a verdict on the block: the same block is invalid on every
+/// node, forever. Those three depend on the local node (its state, what it has seen, its
+/// clock): never cache them as invalid (see [`BlockError::is_invalid_block`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     /// The header's version is not [`crate::BLOCK_VERSION`].
@@ -219,9 +220,13 @@ pub enum BlockError {
 }
 
 impl BlockError {
-    /// Whether the error is a verdict on the block (it is invalid everywhere), as opposed to
-    /// a missing parent or a local storage failure.
+    /// Whether the error is a verdict on the block (it is invalid everywhere and forever, so
+    /// it may be cached as invalid), as opposed to a missing parent, a block from a slot the
+    /// local clock has not reached yet, or a local storage failure (retry later).
     pub fn is_invalid_block(&self) -> bool {
-        !matches!(self, BlockError::Storage(_) | BlockError::UnknownParent(_))
+        !matches!(
+            self,
+            BlockError::Storage(_) | BlockError::UnknownParent(_) | BlockError::SlotInFuture { .. }
+        )
     }
 }
