@@ -4,8 +4,9 @@
 //!
 //! 1. **Stateless checks.** The header against its parent (when the parent is known) and the
 //!    clock, then everything the block proves about itself (limits, `tx_root`, every
-//!    signature in one batch). A block failing here is remembered as invalid (except a
-//!    block from the future, which may become valid).
+//!    signature in one batch). A block failing a rule on its header is remembered as
+//!    invalid; a bad signature or a body not matching `tx_root` is only refused (the hash
+//!    does not commit to them, so remembering it would poison the honest block).
 //! 2. **Fork choice.** [`ForkChoice::insert`] classifies it: known, orphan (kept in memory
 //!    until its parent arrives), side chain, or an update of the tip (extension or reorg).
 //! 3. **State and storage, one transaction.** A side block is stored as is: its state
@@ -441,10 +442,25 @@ impl ChainManager {
         Ok(self.store.record(parent)?.map(|r| r.header))
     }
 
-    /// Rejects a block that failed a check; verdicts are remembered as invalid, except a
-    /// slot in the future (valid later) and errors that are no verdict.
+    /// Rejects a block that failed a stateless check. Only failures of rules on the header
+    /// itself are remembered as invalid: the hash commits to the header, but not to the
+    /// signature, and to the body only through `tx_root`, so a bad signature or a body that
+    /// does not match (checked before `tx_root`) says nothing about the honest block with
+    /// that hash, and marking it would let anyone poison it. A slot in the future is no
+    /// verdict either (it becomes valid later).
     fn reject(&mut self, hash: Hash, error: BlockError) -> ChainError {
-        if error.is_invalid_block() && !matches!(error, BlockError::SlotInFuture { .. }) {
+        let committed_by_hash = matches!(
+            error,
+            BlockError::UnsupportedVersion { .. }
+                | BlockError::WrongChain { .. }
+                | BlockError::WrongProducer { .. }
+                | BlockError::TimestampOutsideSlot { .. }
+                | BlockError::SlotOutOfRange { .. }
+                | BlockError::WrongHeight { .. }
+                | BlockError::SlotNotAfterParent { .. }
+                | BlockError::TimestampNotAfterParent { .. }
+        );
+        if committed_by_hash {
             // The block is not in the tree (checked before), so this only remembers it.
             let _ = self.fork_choice.mark_invalid(hash);
         }

@@ -482,3 +482,23 @@ fn batched_import_commits_every_block() {
     assert_eq!(chain.tip().hash, blocks[19].hash());
     assert_matches_replay(&fx, &chain);
 }
+
+#[test]
+fn a_forged_signature_does_not_poison_the_honest_block() {
+    let mut fx = Fixture::new(Fixture::params(100, 2));
+    let mut chain = fx.manager(1024);
+    let g = fx.genesis_hash;
+    let honest = fx.child(&g, 1, 2, 1);
+    let other = fx.child(&g, 2, 1, 2);
+    let mut forged = honest.clone();
+    forged.signature = other.signature;
+    let err = chain.add_block(forged).unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Invalid { error, .. } if matches!(**error, BlockError::BadSignature(_))),
+        "{err:?}"
+    );
+    assert!(matches!(
+        chain.add_block(honest).unwrap(),
+        ImportOutcome::Imported { height: 1, .. }
+    ));
+}

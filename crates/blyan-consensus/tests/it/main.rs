@@ -3,14 +3,14 @@
 // Helpers outside `#[test]` functions may panic too: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod builder;
+mod chain_fixture;
+mod chain_manager;
+mod crash;
 mod fork_choice;
 mod fork_choice_driver;
 mod fork_choice_props;
-mod builder;
-mod chain_fixture;
 mod mempool;
 mod state_props;
-mod validation;
-mod chain_manager;
 mod storage;
-mod crash;
+mod validation;
