@@ -269,6 +269,17 @@ impl BlockValidator {
     ) -> Result<StateTransition, BlockError> {
         self.verify_header(&block.header, parent, now_ms)?;
         self.verify_block(block)?;
+        self.verify_state(block, state)
+    }
+
+    /// The state half of [`BlockValidator::validate_block`]: executes the block on its
+    /// parent's state and checks the resulting root against `state_root`. For a block whose
+    /// header and body were checked on arrival and that is applied later (a reorg).
+    pub fn verify_state<S: StateMachine + ?Sized>(
+        &self,
+        block: &Block,
+        state: &S,
+    ) -> Result<StateTransition, BlockError> {
         let transition = state.execute_block(block)?;
         if transition.root() != block.header.state_root {
             return Err(BlockError::StateRootMismatch {

@@ -2,14 +2,40 @@
 //! became invalid.
 
 use blyan_consensus::{
-    BlockError, BuildError, ConsensusParams, Mempool, MempoolConfig, StateMachine, build_block,
+    BlockError, BuildError, BuiltBlock, ConsensusParams, Mempool, MempoolConfig, StateMachine,
+    build_block,
 };
 use blyan_crypto::Address;
 
-use crate::chain_fixture::{chain, chain_with, params};
+use crate::chain_fixture::{Chain, chain, chain_with, params};
 
 fn sink() -> Address {
     Address::from_bytes([0xEE; 20])
+}
+
+/// A pool with one transaction per user, user i paying fee i + 1.
+fn one_tx_per_user(c: &Chain) -> Mempool {
+    let mut pool = Mempool::new(MempoolConfig::default(), &c.genesis);
+    for (i, user) in c.users.iter().enumerate() {
+        pool.insert(c.tx(user, sink(), 1, i as u64 + 1, 0), &c.state)
+            .unwrap();
+    }
+    pool
+}
+
+/// The block for slot 1 on genesis, built by its producer.
+fn build_first(c: &Chain, pool: &Mempool) -> BuiltBlock {
+    let g = c.genesis_block.header.clone();
+    build_block(
+        &c.validator,
+        pool,
+        1,
+        c.producer(1),
+        &g,
+        &c.state,
+        c.time_in(1),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -50,40 +76,14 @@ fn built_block_is_valid_and_skips_invalid_transactions() {
 
 #[test]
 fn block_limits_are_respected() {
-    // Count limit: 4 transactions per block.
+    // Count limit: 4 transactions per block; the highest fees are taken.
     let c = chain();
-    let mut pool = Mempool::new(MempoolConfig::default(), &c.genesis);
-    for (i, user) in c.users.iter().enumerate() {
-        pool.insert(c.tx(user, sink(), 1, i as u64 + 1, 0), &c.state)
-            .unwrap();
-    }
-    let g = c.genesis_block.header.clone();
-    let built = build_block(
-        &c.validator,
-        &pool,
-        1,
-        c.producer(1),
-        &g,
-        &c.state,
-        c.time_in(1),
-    )
-    .unwrap();
-    assert_eq!(built.block.txs.len(), 4);
-    // The highest fees were taken.
+    let built = build_first(&c, &one_tx_per_user(&c));
     let fees: Vec<u64> = built.block.txs.iter().map(|t| t.tx.fee).collect();
     assert_eq!(fees, vec![6, 5, 4, 3]);
 
     // Byte limit: a block barely larger than an empty one holds a single transaction.
-    let empty = build_block(
-        &c.validator,
-        &Mempool::new(MempoolConfig::default(), &c.genesis),
-        1,
-        c.producer(1),
-        &g,
-        &c.state,
-        c.time_in(1),
-    )
-    .unwrap();
+    let empty = build_first(&c, &Mempool::new(MempoolConfig::default(), &c.genesis));
     let empty_len = empty.block.encoded_len().unwrap();
     let tx_len = c.tx(&c.users[0], sink(), 1, 1, 0).encoded_len().unwrap();
     let tight = chain_with(ConsensusParams {
@@ -91,22 +91,7 @@ fn block_limits_are_respected() {
         max_block_txs: 100,
         ..params()
     });
-    let mut pool = Mempool::new(MempoolConfig::default(), &tight.genesis);
-    for (i, user) in tight.users.iter().enumerate() {
-        pool.insert(tight.tx(user, sink(), 1, i as u64 + 1, 0), &tight.state)
-            .unwrap();
-    }
-    let g = tight.genesis_block.header.clone();
-    let built = build_block(
-        &tight.validator,
-        &pool,
-        1,
-        tight.producer(1),
-        &g,
-        &tight.state,
-        tight.time_in(1),
-    )
-    .unwrap();
+    let built = build_first(&tight, &one_tx_per_user(&tight));
     assert_eq!(built.block.txs.len(), 1);
     assert!(built.block.encoded_len().unwrap() <= tight.genesis.params.max_block_bytes);
     tight.validator.verify_block(&built.block).unwrap();
