@@ -268,7 +268,10 @@ fn valid_block_passes_every_entry_point() {
         .validate_block(&block, g, &c.state, c.time_in(1))
         .unwrap();
     assert_eq!(transition.root(), block.header.state_root);
-    assert_eq!(c.validator.verify_state(&block, &c.state).unwrap(), transition);
+    assert_eq!(
+        c.validator.verify_state(&block, &c.state).unwrap(),
+        transition
+    );
     // The clock may be one slot behind the block (max_future_slots = 1), not two.
     c.validator
         .verify_header(&block.header, g, c.time_in(0))
