@@ -41,9 +41,15 @@ for target in "${targets[@]}"; do
         continue
     fi
     mkdir -p "corpus/$target"
+    # Committed seeds (valid inputs the fuzzer would take long to find) are read as a second
+    # corpus directory; new inputs go to the first, which is not committed.
+    corpora=("corpus/$target")
+    if [ -d "seeds/$target" ]; then
+        corpora+=("seeds/$target")
+    fi
     echo "==> fuzzing $target for ${seconds}s" >&2
     # libFuzzer exits non-zero on a crash, a timeout, an out-of-memory or a leak.
-    if ! cargo fuzz run --sanitizer none "$target" "corpus/$target" -- \
+    if ! cargo fuzz run --sanitizer none "$target" "${corpora[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; then
         failed+=("$target (run)")
     fi
