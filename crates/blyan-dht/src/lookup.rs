@@ -1,0 +1,365 @@
+//! The iterative Kademlia FIND_NODE as a sans-IO state machine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use blyan_crypto::PeerId;
+
+use crate::distance::{Distance, Key};
+use crate::node::{NodeInfo, Subnet};
+use crate::time::Timestamp;
+
+/// Settings of a [`Lookup`]; `Default` gives the documented values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupConfig {
+    /// Requests in flight at once. Kademlia's alpha = 3.
+    pub alpha: usize,
+    /// Size of the result: the k closest nodes that answered. 20, as the routing table.
+    pub k: usize,
+    /// How long a peer may take to answer before it stops counting against alpha. Its late
+    /// answer is still used. 2 s: several round trips on a slow intercontinental link.
+    pub request_timeout: Duration,
+    /// Most candidates remembered; the farthest are forgotten first. 10 × k: room for every
+    /// node of the first responses, bounded whatever the peers send.
+    pub max_candidates: usize,
+    /// Nodes taken from one response (the closest first). A peer answering FIND_NODE owes
+    /// at most k nodes; more is ignored, not stored.
+    pub max_nodes_per_response: usize,
+    /// Nodes of one /24 (IPv6 /48) among the k closest the lookup waits for and returns.
+    /// 2, as a routing-table bucket.
+    pub max_per_subnet_result: usize,
+    /// Candidates of one /24 (IPv6 /48) remembered at all, so one operator cannot crowd
+    /// honest nodes out of the candidate set. 8.
+    pub max_per_subnet_candidates: usize,
+}
+
+impl Default for LookupConfig {
+    fn default() -> Self {
+        Self {
+            alpha: 3,
+            k: 20,
+            request_timeout: Duration::from_secs(2),
+            max_candidates: 200,
+            max_nodes_per_response: 20,
+            max_per_subnet_result: 2,
+            max_per_subnet_candidates: 8,
+        }
+    }
+}
+
+/// What the driver should do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupAction {
+    /// Send FIND_NODE(target) to `peer`; report with [`Lookup::on_response`] or
+    /// [`Lookup::on_failure`].
+    SendFindNode {
+        /// The peer to ask.
+        peer: PeerId,
+        /// Its addresses, primary first.
+        addrs: Vec<SocketAddr>,
+    },
+    /// Nothing to send: wait for a response, or until `until` (then poll again) if set.
+    Wait {
+        /// The earliest request deadline, if any request is in flight.
+        until: Option<Timestamp>,
+    },
+    /// The lookup is over; further polls return the same result.
+    Done(LookupResult),
+}
+
+/// The outcome of a lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupResult {
+    /// Up to k nodes that answered, closest to the target first, at most
+    /// `max_per_subnet_result` per subnet.
+    pub closest: Vec<NodeInfo>,
+    /// Counters for metrics and tests.
+    pub stats: LookupStats,
+}
+
+/// Counters of one lookup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LookupStats {
+    /// FIND_NODE requests asked for.
+    pub requests: u32,
+    /// Responses used (late ones included).
+    pub responses: u32,
+    /// Requests that passed their deadline.
+    pub timeouts: u32,
+    /// Requests reported failed.
+    pub failures: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    NotContacted,
+    Waiting {
+        deadline: Timestamp,
+    },
+    /// Timed out: no longer counted against alpha or waited for; a late answer still counts.
+    Unresponsive,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    node: NodeInfo,
+    state: State,
+}
+
+/// An iterative FIND_NODE towards a target key.
+///
+/// Poll it for actions until it is done; feed it responses, failures and the time. It keeps
+/// at most alpha requests in flight, skips itself and duplicates, drops the farthest
+/// candidates beyond its bound, and ends when the k closest candidates it knows (at most
+/// `max_per_subnet_result` per subnet, unresponsive and failed ones left out) have all
+/// answered, or when nobody is left to ask.
+#[derive(Clone, Debug)]
+pub struct Lookup {
+    target: Key,
+    local: PeerId,
+    config: LookupConfig,
+    candidates: BTreeMap<Distance, Candidate>,
+    subnet_counts: HashMap<Subnet, usize>,
+    in_flight: usize,
+    stats: LookupStats,
+    done: Option<LookupResult>,
+}
+
+impl Lookup {
+    /// A lookup of `target` by the node `local`, seeded with `seeds` (normally the routing
+    /// table's closest peers to the target).
+    pub fn new(
+        target: Key,
+        local: PeerId,
+        seeds: impl IntoIterator<Item = NodeInfo>,
+        config: LookupConfig,
+    ) -> Self {
+        let mut lookup = Self {
+            target,
+            local,
+            config,
+            candidates: BTreeMap::new(),
+            subnet_counts: HashMap::new(),
+            in_flight: 0,
+            stats: LookupStats::default(),
+            done: None,
+        };
+        for seed in seeds {
+            lookup.add_candidate(seed);
+        }
+        lookup
+    }
+
+    /// The key looked up.
+    pub fn target(&self) -> Key {
+        self.target
+    }
+
+    /// Requests in flight that still count against alpha.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> LookupStats {
+        self.stats
+    }
+
+    /// Whether the lookup has ended.
+    pub fn is_done(&self) -> bool {
+        self.done.is_some()
+    }
+
+    /// The next thing to do at `now`. Call until it returns `Wait` or `Done`.
+    pub fn poll(&mut self, now: Timestamp) -> LookupAction {
+        if let Some(result) = &self.done {
+            return LookupAction::Done(result.clone());
+        }
+        self.expire(now);
+
+        let mut window_subnets: HashMap<Subnet, usize> = HashMap::new();
+        let mut considered = 0;
+        let mut all_succeeded = true;
+        let mut to_send = None;
+        for (distance, candidate) in &self.candidates {
+            if considered == self.config.k {
+                break;
+            }
+            if matches!(candidate.state, State::Unresponsive | State::Failed) {
+                continue;
+            }
+            let count = window_subnets.entry(candidate.node.subnet()).or_insert(0);
+            if *count >= self.config.max_per_subnet_result {
+                continue;
+            }
+            *count += 1;
+            considered += 1;
+            match candidate.state {
+                State::Succeeded => {}
+                State::Waiting { .. } => all_succeeded = false,
+                State::NotContacted => {
+                    all_succeeded = false;
+                    if to_send.is_none() && self.in_flight < self.config.alpha {
+                        to_send = Some(*distance);
+                    }
+                }
+                State::Unresponsive | State::Failed => {}
+            }
+        }
+
+        if let Some(distance) = to_send
+            && let Some(candidate) = self.candidates.get_mut(&distance)
+        {
+            candidate.state = State::Waiting {
+                deadline: now.saturating_add(self.config.request_timeout),
+            };
+            self.in_flight += 1;
+            self.stats.requests += 1;
+            return LookupAction::SendFindNode {
+                peer: candidate.node.peer_id(),
+                addrs: candidate.node.addrs().to_vec(),
+            };
+        }
+        if all_succeeded || self.in_flight == 0 {
+            // Either the k closest all answered, or nothing is in flight and nothing in the
+            // window can be sent (which only happens when the window holds no candidate
+            // left to ask): the lookup cannot make progress.
+            let result = self.finish();
+            return LookupAction::Done(result);
+        }
+        LookupAction::Wait {
+            until: self.next_deadline(),
+        }
+    }
+
+    /// `peer` answered FIND_NODE with `closer` nodes. Answers from peers we did not ask are
+    /// ignored; late answers (after the timeout) are used.
+    pub fn on_response(&mut self, now: Timestamp, peer: &PeerId, closer: Vec<NodeInfo>) {
+        let _ = now;
+        if self.done.is_some() {
+            return;
+        }
+        let distance = self.target.distance(&Key::from(peer));
+        let Some(candidate) = self.candidates.get_mut(&distance) else {
+            return;
+        };
+        match candidate.state {
+            State::Waiting { .. } => self.in_flight = self.in_flight.saturating_sub(1),
+            State::Unresponsive => {}
+            State::NotContacted | State::Succeeded | State::Failed => return,
+        }
+        candidate.state = State::Succeeded;
+        self.stats.responses += 1;
+        let mut closer = closer;
+        closer.sort_by_key(|n| self.target.distance(&n.key()));
+        for node in closer.into_iter().take(self.config.max_nodes_per_response) {
+            self.add_candidate(node);
+        }
+    }
+
+    /// The request to `peer` failed (connection refused, bad response, ...).
+    pub fn on_failure(&mut self, peer: &PeerId) {
+        if self.done.is_some() {
+            return;
+        }
+        let distance = self.target.distance(&Key::from(peer));
+        let Some(candidate) = self.candidates.get_mut(&distance) else {
+            return;
+        };
+        match candidate.state {
+            State::Waiting { .. } => self.in_flight = self.in_flight.saturating_sub(1),
+            State::Unresponsive => {}
+            State::NotContacted | State::Succeeded | State::Failed => return,
+        }
+        candidate.state = State::Failed;
+        self.stats.failures += 1;
+    }
+
+    fn add_candidate(&mut self, node: NodeInfo) {
+        let peer = node.peer_id();
+        if peer == self.local {
+            return;
+        }
+        let distance = self.target.distance(&node.key());
+        if self.candidates.contains_key(&distance) {
+            return;
+        }
+        let subnet = node.subnet();
+        let count = self.subnet_counts.get(&subnet).copied().unwrap_or(0);
+        if count >= self.config.max_per_subnet_candidates {
+            return;
+        }
+        if self.candidates.len() >= self.config.max_candidates {
+            match self.candidates.last_key_value() {
+                Some((farthest, _)) if *farthest > distance => {}
+                _ => return,
+            }
+            if let Some((_, dropped)) = self.candidates.pop_last() {
+                if matches!(dropped.state, State::Waiting { .. }) {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+                self.forget_subnet(dropped.node.subnet());
+            }
+        }
+        *self.subnet_counts.entry(subnet).or_insert(0) += 1;
+        self.candidates.insert(
+            distance,
+            Candidate {
+                node,
+                state: State::NotContacted,
+            },
+        );
+    }
+
+    fn forget_subnet(&mut self, subnet: Subnet) {
+        if let Some(count) = self.subnet_counts.get_mut(&subnet) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.subnet_counts.remove(&subnet);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Timestamp) {
+        for candidate in self.candidates.values_mut() {
+            if let State::Waiting { deadline } = candidate.state
+                && deadline <= now
+            {
+                candidate.state = State::Unresponsive;
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.stats.timeouts += 1;
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.candidates
+            .values()
+            .filter_map(|c| match c.state {
+                State::Waiting { deadline } => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn finish(&mut self) -> LookupResult {
+        let succeeded = self
+            .candidates
+            .values()
+            .filter(|c| c.state == State::Succeeded)
+            .map(|c| &c.node);
+        let result = LookupResult {
+            closest: crate::node::take_diverse(
+                succeeded,
+                self.config.k,
+                self.config.max_per_subnet_result,
+            ),
+            stats: self.stats,
+        };
+        self.done = Some(result.clone());
+        result
+    }
+}

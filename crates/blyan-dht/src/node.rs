@@ -1,0 +1,201 @@
+//! What the DHT knows about another node: its id, a bounded list of addresses, and the
+//! subnet those addresses put it in for IP-diversity limits.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use blyan_crypto::PeerId;
+
+use crate::distance::Key;
+
+/// Most addresses kept for one node. Enough for IPv4 + IPv6 and a couple of NAT mappings;
+/// a peer never makes us hold more.
+pub const MAX_ADDRS: usize = 4;
+
+/// A node's id and the addresses it can be reached on.
+///
+/// The first address is the primary one: the address the node answered us from. It decides
+/// the node's [`Subnet`] for the eclipse-resistance limits, so a node cannot escape them by
+/// listing a far-away address first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeInfo {
+    peer_id: PeerId,
+    addrs: Vec<SocketAddr>,
+}
+
+/// Why a [`NodeInfo`] could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NodeInfoError {
+    /// A node without an address cannot be contacted.
+    #[error("node {0} has no address")]
+    NoAddress(PeerId),
+    /// More distinct addresses than [`MAX_ADDRS`] (reading stops at the first one too many).
+    #[error("node has more than {max} distinct addresses")]
+    TooManyAddresses {
+        /// The limit, [`MAX_ADDRS`].
+        max: usize,
+    },
+}
+
+impl NodeInfo {
+    /// A node with `addrs` (duplicates dropped, order kept); the first is the primary address.
+    pub fn new(
+        peer_id: PeerId,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+    ) -> Result<Self, NodeInfoError> {
+        let mut unique: Vec<SocketAddr> = Vec::with_capacity(MAX_ADDRS);
+        for addr in addrs {
+            if unique.contains(&addr) {
+                continue;
+            }
+            if unique.len() == MAX_ADDRS {
+                return Err(NodeInfoError::TooManyAddresses { max: MAX_ADDRS });
+            }
+            unique.push(addr);
+        }
+        if unique.is_empty() {
+            return Err(NodeInfoError::NoAddress(peer_id));
+        }
+        Ok(Self {
+            peer_id,
+            addrs: unique,
+        })
+    }
+
+    /// The node's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The node's position in the key space.
+    pub fn key(&self) -> Key {
+        Key::from(self.peer_id)
+    }
+
+    /// The node's addresses, primary first; never empty, at most [`MAX_ADDRS`].
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The address the node answered from.
+    pub fn primary_addr(&self) -> SocketAddr {
+        // `new` refuses an empty list, so index 0 exists; fall back defensively all the same.
+        self.addrs
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The subnet of the primary address.
+    pub fn subnet(&self) -> Subnet {
+        Subnet::of(self.primary_addr().ip())
+    }
+}
+
+/// The network an address belongs to for IP-diversity limits: its IPv4 /24 or IPv6 /48.
+///
+/// One operator typically controls a /24 or a /48, so capping entries per subnet caps how
+/// much of a routing table (or a lookup result) one operator can fill with Sybil ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subnet {
+    /// The first 24 bits of an IPv4 address (IPv4-mapped IPv6 addresses count as IPv4).
+    V4([u8; 3]),
+    /// The first 48 bits of an IPv6 address.
+    V6([u8; 6]),
+}
+
+impl Subnet {
+    /// The subnet `ip` belongs to.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                Subnet::V4([a, b, c])
+            }
+            IpAddr::V6(v6) => {
+                let o = v6.octets();
+                Subnet::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
+            }
+        }
+    }
+}
+
+/// Keeps the first `n` nodes of `sorted` (closest first) with at most `max_per_subnet` nodes
+/// from any one [`Subnet`]; the rest of a crowded subnet is skipped, not the farther nodes.
+pub fn take_diverse<'a>(
+    sorted: impl IntoIterator<Item = &'a NodeInfo>,
+    n: usize,
+    max_per_subnet: usize,
+) -> Vec<NodeInfo> {
+    let mut counts: HashMap<Subnet, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(n);
+    for node in sorted {
+        if out.len() == n {
+            break;
+        }
+        let count = counts.entry(node.subnet()).or_insert(0);
+        if *count < max_per_subnet {
+            *count += 1;
+            out.push(node.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    #[test]
+    fn addresses_are_bounded_and_deduplicated() {
+        let id = PeerId::from_bytes([1; 32]);
+        assert_eq!(
+            NodeInfo::new(id, []).err(),
+            Some(NodeInfoError::NoAddress(id))
+        );
+        let same = NodeInfo::new(id, [addr("1.2.3.4:5"), addr("1.2.3.4:5")]);
+        assert_eq!(same.map(|n| n.addrs().len()).ok(), Some(1));
+        let many = (0..5u16).map(|p| SocketAddr::from(([1, 2, 3, 4], p)));
+        assert!(matches!(
+            NodeInfo::new(id, many),
+            Err(NodeInfoError::TooManyAddresses { max: MAX_ADDRS })
+        ));
+    }
+
+    #[test]
+    fn subnets() {
+        assert_eq!(
+            Subnet::of(addr("10.1.2.3:1").ip()),
+            Subnet::of(addr("10.1.2.200:1").ip())
+        );
+        assert_ne!(
+            Subnet::of(addr("10.1.2.3:1").ip()),
+            Subnet::of(addr("10.1.3.3:1").ip())
+        );
+        let mapped = IpAddr::V6(Ipv6Addr::from([0, 0, 0, 0, 0, 0xffff, 0x0a01, 0x0203]));
+        assert_eq!(Subnet::of(mapped), Subnet::V4([10, 1, 2]));
+        assert_eq!(
+            Subnet::of(addr("[2001:db8:1:2::1]:1").ip()),
+            Subnet::of(addr("[2001:db8:1:ffff::9]:1").ip())
+        );
+    }
+
+    #[test]
+    fn take_diverse_skips_crowded_subnets() {
+        let nodes: Vec<NodeInfo> = (0..6u8)
+            .filter_map(|i| {
+                let ip = if i < 4 { [10, 0, 0, i] } else { [10, 0, i, 1] };
+                NodeInfo::new(PeerId::from_bytes([i; 32]), [SocketAddr::from((ip, 1))]).ok()
+            })
+            .collect();
+        let kept = take_diverse(&nodes, 5, 2);
+        let ids: Vec<u8> = kept.iter().map(|n| n.peer_id().as_bytes()[0]).collect();
+        assert_eq!(ids, vec![0, 1, 4, 5]);
+    }
+}

@@ -1,0 +1,495 @@
+//! The Kademlia routing table: 256 buckets of at most k verified nodes each.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use blyan_crypto::PeerId;
+
+use crate::distance::{KEY_BITS, Key};
+use crate::node::{NodeInfo, Subnet, take_diverse};
+use crate::time::Timestamp;
+
+/// Settings of a [`RoutingTable`]; `Default` gives the documented values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// Entries per bucket. Kademlia's k = 20: the chance that all 20 nodes of a bucket leave
+    /// within an hour is negligible on measured churn (Maymounkov & Mazières).
+    pub k: usize,
+    /// Nodes kept per bucket as candidates for when an entry dies. 10: enough to refill half
+    /// a bucket without a new lookup, small enough that a full table stays under 3,000 nodes.
+    pub replacement_cache_size: usize,
+    /// Entries from one /24 (IPv6 /48) per bucket. 2, as in the design: one operator cannot
+    /// own a bucket, and so cannot own the path towards any key.
+    pub max_per_subnet_bucket: usize,
+    /// Entries from one /24 (IPv6 /48) in the whole table. 10, as in the design.
+    pub max_per_subnet_table: usize,
+    /// Consecutive failed requests after which an entry is removed. 3 tolerates a lost
+    /// packet or two without keeping a dead node long.
+    pub max_failures: u32,
+    /// How long the ping of a least-recently-seen entry may take before it counts as dead.
+    pub ping_timeout: Duration,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            k: 20,
+            replacement_cache_size: 10,
+            max_per_subnet_bucket: 2,
+            max_per_subnet_table: 10,
+            max_failures: 3,
+            ping_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One node in the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    node: NodeInfo,
+    last_seen: Timestamp,
+    failures: u32,
+}
+
+impl Entry {
+    /// The node.
+    pub fn node(&self) -> &NodeInfo {
+        &self.node
+    }
+
+    /// When the node last answered one of our requests.
+    pub fn last_seen(&self) -> Timestamp {
+        self.last_seen
+    }
+
+    /// Requests to the node that failed since it last answered.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
+/// What [`RoutingTable::on_response`] did with a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// The node was new and is now in its bucket.
+    Inserted,
+    /// The node was known; it is now the most recently seen of its bucket.
+    Refreshed,
+    /// The bucket is full: ping `peer`, its least recently seen entry, and report the result
+    /// with [`RoutingTable::on_ping_result`]. The newcomer waits in the replacement cache.
+    PingLeastRecentlySeen {
+        /// The bucket index.
+        bucket: usize,
+        /// The entry to ping.
+        peer: NodeInfo,
+    },
+    /// The bucket is full and a ping is already out; the newcomer waits in the replacement
+    /// cache.
+    Cached,
+    /// The node was not taken.
+    Rejected(Rejection),
+}
+
+/// Why a node was not taken into the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The node has our own id.
+    OwnId,
+    /// Its bucket already holds `max_per_subnet_bucket` nodes of its subnet.
+    SubnetFullInBucket(Subnet),
+    /// The table already holds `max_per_subnet_table` nodes of its subnet.
+    SubnetFullInTable(Subnet),
+}
+
+#[derive(Clone, Debug)]
+struct PendingPing {
+    peer: PeerId,
+    deadline: Timestamp,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    /// Least recently seen first.
+    entries: Vec<Entry>,
+    /// Oldest first; bounded by `replacement_cache_size`.
+    replacements: VecDeque<Entry>,
+    pending: Option<PendingPing>,
+}
+
+impl Bucket {
+    fn subnet_count(&self, subnet: Subnet) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.node.subnet() == subnet)
+            .count()
+    }
+
+    fn position(&self, peer: &PeerId) -> Option<usize> {
+        self.entries.iter().position(|e| e.node.peer_id() == *peer)
+    }
+}
+
+/// A Kademlia routing table: 256 buckets by shared-prefix length with the local id, each
+/// holding at most k nodes that answered one of our own requests.
+///
+/// Sans-IO: it never sends a ping itself. A full bucket answers a newcomer with
+/// [`InsertOutcome::PingLeastRecentlySeen`]; the driver pings and reports back. Old, live
+/// nodes are preferred over newcomers (they are likelier to stay, and an attacker cannot
+/// flush a bucket by introducing fresh ids).
+#[derive(Clone, Debug)]
+pub struct RoutingTable {
+    local: Key,
+    config: RoutingConfig,
+    buckets: Vec<Bucket>,
+    subnet_counts: HashMap<Subnet, usize>,
+    len: usize,
+}
+
+impl RoutingTable {
+    /// An empty table around `local`.
+    pub fn new(local: PeerId, config: RoutingConfig) -> Self {
+        Self {
+            local: Key::from(local),
+            config,
+            buckets: vec![Bucket::default(); KEY_BITS],
+            subnet_counts: HashMap::new(),
+            len: 0,
+        }
+    }
+
+    /// The local key.
+    pub fn local_key(&self) -> Key {
+        self.local
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    /// Number of entries (replacements not counted).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bucket index `peer` belongs to; `None` for our own id.
+    pub fn bucket_index(&self, peer: &PeerId) -> Option<usize> {
+        self.local.distance(&Key::from(peer)).bucket_index()
+    }
+
+    /// The entries of bucket `index`, least recently seen first (empty past 255).
+    pub fn bucket(&self, index: usize) -> &[Entry] {
+        self.buckets
+            .get(index)
+            .map(|b| b.entries.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Number of nodes waiting in bucket `index`'s replacement cache.
+    pub fn replacements_len(&self, index: usize) -> usize {
+        self.buckets.get(index).map_or(0, |b| b.replacements.len())
+    }
+
+    /// Every entry, bucket by bucket.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.buckets.iter().flat_map(|b| b.entries.iter())
+    }
+
+    /// The entry for `peer`, if present.
+    pub fn get(&self, peer: &PeerId) -> Option<&Entry> {
+        let bucket = self.buckets.get(self.bucket_index(peer)?)?;
+        bucket.entries.iter().find(|e| e.node.peer_id() == *peer)
+    }
+
+    /// `node` answered one of our requests at `now`: insert or refresh it.
+    pub fn on_response(&mut self, now: Timestamp, node: NodeInfo) -> InsertOutcome {
+        let Some(index) = self.bucket_index(&node.peer_id()) else {
+            return InsertOutcome::Rejected(Rejection::OwnId);
+        };
+        self.expire_ping(index, now);
+        let subnet = node.subnet();
+        let peer = node.peer_id();
+        if let Some(pos) = self.bucket_ref(index).position(&peer) {
+            self.refresh(index, pos, now, node);
+            return InsertOutcome::Refreshed;
+        }
+        if let Err(rejection) = self.admissible(index, subnet) {
+            return InsertOutcome::Rejected(rejection);
+        }
+        let k = self.config.k;
+        let cache_size = self.config.replacement_cache_size;
+        let ping_timeout = self.config.ping_timeout;
+        let entry = Entry {
+            node,
+            last_seen: now,
+            failures: 0,
+        };
+        let Some(bucket) = self.buckets.get_mut(index) else {
+            return InsertOutcome::Rejected(Rejection::OwnId);
+        };
+        if bucket.entries.len() < k {
+            bucket.entries.push(entry);
+            *self.subnet_counts.entry(subnet).or_insert(0) += 1;
+            self.len += 1;
+            return InsertOutcome::Inserted;
+        }
+        bucket.replacements.retain(|e| e.node.peer_id() != peer);
+        bucket.replacements.push_back(entry);
+        while bucket.replacements.len() > cache_size {
+            bucket.replacements.pop_front();
+        }
+        if bucket.pending.is_some() {
+            return InsertOutcome::Cached;
+        }
+        let Some(oldest) = bucket.entries.first() else {
+            return InsertOutcome::Cached;
+        };
+        let oldest = oldest.node.clone();
+        bucket.pending = Some(PendingPing {
+            peer: oldest.peer_id(),
+            deadline: now.saturating_add(ping_timeout),
+        });
+        InsertOutcome::PingLeastRecentlySeen {
+            bucket: index,
+            peer: oldest,
+        }
+    }
+
+    /// The outcome of a ping: an alive entry becomes the most recently seen; a dead one is
+    /// removed and the freshest admissible replacement takes its place. A dead result for an
+    /// entry that was not pinged for a full bucket counts as one failure.
+    pub fn on_ping_result(&mut self, now: Timestamp, peer: &PeerId, alive: bool) {
+        let Some(index) = self.bucket_index(peer) else {
+            return;
+        };
+        let Some(bucket) = self.buckets.get_mut(index) else {
+            return;
+        };
+        let was_pending = bucket.pending.as_ref().is_some_and(|p| p.peer == *peer);
+        if was_pending {
+            bucket.pending = None;
+        }
+        let Some(pos) = bucket.position(peer) else {
+            return;
+        };
+        if alive {
+            let mut entry = bucket.entries.remove(pos);
+            entry.last_seen = now;
+            entry.failures = 0;
+            bucket.entries.push(entry);
+        } else if was_pending {
+            self.remove_at(index, pos);
+        } else {
+            self.on_failure(peer);
+        }
+    }
+
+    /// A request to `peer` failed. After `max_failures` consecutive failures the entry is
+    /// removed (and a replacement promoted). Returns whether it was removed.
+    pub fn on_failure(&mut self, peer: &PeerId) -> bool {
+        let Some(index) = self.bucket_index(peer) else {
+            return false;
+        };
+        let max = self.config.max_failures;
+        let Some(bucket) = self.buckets.get_mut(index) else {
+            return false;
+        };
+        let Some(pos) = bucket.position(peer) else {
+            bucket.replacements.retain(|e| e.node.peer_id() != *peer);
+            return false;
+        };
+        let Some(entry) = bucket.entries.get_mut(pos) else {
+            return false;
+        };
+        entry.failures = entry.failures.saturating_add(1);
+        if entry.failures >= max {
+            self.remove_at(index, pos);
+            return true;
+        }
+        false
+    }
+
+    /// Removes `peer` (entry or replacement). Returns whether an entry was removed.
+    pub fn remove(&mut self, peer: &PeerId) -> bool {
+        let Some(index) = self.bucket_index(peer) else {
+            return false;
+        };
+        let Some(bucket) = self.buckets.get_mut(index) else {
+            return false;
+        };
+        bucket.replacements.retain(|e| e.node.peer_id() != *peer);
+        match bucket.position(peer) {
+            Some(pos) => {
+                self.remove_at(index, pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The earliest deadline of an outstanding ping, for the driver's timer.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.buckets
+            .iter()
+            .filter_map(|b| b.pending.as_ref().map(|p| p.deadline))
+            .min()
+    }
+
+    /// Treats every ping whose deadline has passed as failed.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        for index in 0..self.buckets.len() {
+            self.expire_ping(index, now);
+        }
+    }
+
+    /// The `n` entries closest to `target`, closest first, without duplicates.
+    pub fn closest_peers(&self, target: &Key, n: usize) -> Vec<NodeInfo> {
+        self.sorted_by_distance(target, n)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Like [`closest_peers`](Self::closest_peers), with at most `max_per_subnet_bucket`
+    /// nodes per subnet: what we answer a FIND_NODE with, and what seeds a lookup.
+    pub fn closest_peers_diverse(&self, target: &Key, n: usize) -> Vec<NodeInfo> {
+        let all = self.sorted_by_distance(target, self.len);
+        take_diverse(all, n, self.config.max_per_subnet_bucket)
+    }
+
+    fn sorted_by_distance(&self, target: &Key, n: usize) -> Vec<&NodeInfo> {
+        let mut all: Vec<_> = self
+            .iter()
+            .map(|e| (target.distance(&e.node.key()), &e.node))
+            .collect();
+        if n == 0 {
+            return Vec::new();
+        }
+        if all.len() > n {
+            all.select_nth_unstable_by(n - 1, |a, b| a.0.cmp(&b.0));
+            all.truncate(n);
+        }
+        all.sort_unstable_by_key(|(distance, _)| *distance);
+        all.into_iter().map(|(_, node)| node).collect()
+    }
+
+    fn bucket_ref(&self, index: usize) -> &Bucket {
+        static EMPTY: Bucket = Bucket {
+            entries: Vec::new(),
+            replacements: VecDeque::new(),
+            pending: None,
+        };
+        self.buckets.get(index).unwrap_or(&EMPTY)
+    }
+
+    fn admissible(&self, index: usize, subnet: Subnet) -> Result<(), Rejection> {
+        if self.bucket_ref(index).subnet_count(subnet) >= self.config.max_per_subnet_bucket {
+            return Err(Rejection::SubnetFullInBucket(subnet));
+        }
+        if self.subnet_counts.get(&subnet).copied().unwrap_or(0) >= self.config.max_per_subnet_table
+        {
+            return Err(Rejection::SubnetFullInTable(subnet));
+        }
+        Ok(())
+    }
+
+    fn refresh(&mut self, index: usize, pos: usize, now: Timestamp, node: NodeInfo) {
+        let Some(bucket) = self.buckets.get_mut(index) else {
+            return;
+        };
+        if bucket
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.peer == node.peer_id())
+        {
+            bucket.pending = None;
+        }
+        let mut entry = bucket.entries.remove(pos);
+        entry.last_seen = now;
+        entry.failures = 0;
+        let (old, new) = (entry.node.subnet(), node.subnet());
+        // Moving to another subnet must pass the limits, counted without the node itself.
+        let moves = old != new && {
+            bucket
+                .entries
+                .iter()
+                .filter(|e| e.node.subnet() == new)
+                .count()
+                < self.config.max_per_subnet_bucket
+                && self.subnet_counts.get(&new).copied().unwrap_or(0)
+                    < self.config.max_per_subnet_table
+        };
+        if old == new {
+            entry.node = node;
+        } else if moves {
+            self.decrement(old);
+            *self.subnet_counts.entry(new).or_insert(0) += 1;
+            entry.node = node;
+        }
+        if let Some(bucket) = self.buckets.get_mut(index) {
+            bucket.entries.push(entry);
+        }
+    }
+
+    fn expire_ping(&mut self, index: usize, now: Timestamp) {
+        let Some(bucket) = self.buckets.get(index) else {
+            return;
+        };
+        if let Some(p) = &bucket.pending
+            && p.deadline <= now
+        {
+            let peer = p.peer;
+            self.on_ping_result(now, &peer, false);
+        }
+    }
+
+    fn decrement(&mut self, subnet: Subnet) {
+        if let Some(count) = self.subnet_counts.get_mut(&subnet) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.subnet_counts.remove(&subnet);
+            }
+        }
+    }
+
+    /// Removes entry `pos` of bucket `index` and promotes the freshest admissible replacement.
+    fn remove_at(&mut self, index: usize, pos: usize) {
+        let Some(bucket) = self.buckets.get_mut(index) else {
+            return;
+        };
+        if pos >= bucket.entries.len() {
+            return;
+        }
+        let removed = bucket.entries.remove(pos);
+        if bucket
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.peer == removed.node.peer_id())
+        {
+            bucket.pending = None;
+        }
+        self.len -= 1;
+        self.decrement(removed.node.subnet());
+        let candidate = self
+            .bucket_ref(index)
+            .replacements
+            .iter()
+            .rposition(|e| self.admissible(index, e.node.subnet()).is_ok());
+        let Some(bucket) = self.buckets.get_mut(index) else {
+            return;
+        };
+        if let Some(entry) = candidate.and_then(|c| bucket.replacements.remove(c)) {
+            let at = bucket
+                .entries
+                .partition_point(|e| e.last_seen <= entry.last_seen);
+            *self.subnet_counts.entry(entry.node.subnet()).or_insert(0) += 1;
+            bucket.entries.insert(at, entry);
+            self.len += 1;
+        }
+    }
+}
