@@ -358,6 +358,13 @@ impl RoutingTable {
     /// Like [`closest_peers`](Self::closest_peers), with at most `max_per_subnet_bucket`
     /// nodes per subnet: what we answer a FIND_NODE with, and what seeds a lookup.
     pub fn closest_peers_diverse(&self, target: &Key, n: usize) -> Vec<NodeInfo> {
+        // Sorting a few times n entries is enough unless subnets are crowded; the diverse
+        // prefix of the closest 4n equals that of the whole table once it holds n nodes.
+        let nearest = self.sorted_by_distance(target, n.saturating_mul(4));
+        let diverse = take_diverse(nearest, n, self.config.max_per_subnet_bucket);
+        if diverse.len() == n || n.saturating_mul(4) >= self.len {
+            return diverse;
+        }
         let all = self.sorted_by_distance(target, self.len);
         take_diverse(all, n, self.config.max_per_subnet_bucket)
     }

@@ -111,6 +111,10 @@ proptest! {
         prop_assert_eq!(&got, &all);
         let diverse = table.closest_peers_diverse(&target, n);
         prop_assert!(diverse.len() <= n);
+        let mut everyone: Vec<NodeInfo> = table.iter().map(|e| e.node().clone()).collect();
+        everyone.sort_by_key(|node| target.distance(&node.key()));
+        let brute = blyan_dht::take_diverse(&everyone, n, table.config().max_per_subnet_bucket);
+        prop_assert_eq!(&diverse, &brute);
         let mut counts: HashMap<Subnet, usize> = HashMap::new();
         for pair in diverse.windows(2) {
             prop_assert!(target.distance(&pair[0].key()) < target.distance(&pair[1].key()));
@@ -247,4 +251,51 @@ fn subnet_limits_reject_and_own_id_is_refused() {
         table.on_response(Timestamp::ZERO, me),
         InsertOutcome::Rejected(Rejection::OwnId)
     );
+}
+
+#[test]
+fn diverse_closest_peers_look_past_crowded_subnets() {
+    // Eight subnets with ten entries each fill the 80 closest slots to our own key; the
+    // diverse answer takes two of each and then the farther, unique-subnet nodes.
+    let local = PeerId::from_bytes([0; 32]);
+    let mut table = RoutingTable::new(local, RoutingConfig::default());
+    let id_in_bucket = |bucket: usize, j: u8| {
+        let mut bytes = [0u8; 32];
+        bytes[31 - bucket / 8] = 1 << (bucket % 8);
+        bytes[31] |= j;
+        PeerId::from_bytes(bytes)
+    };
+    for bucket in 200..205 {
+        for subnet in 0..8u8 {
+            for copy in 0..2u8 {
+                let id = id_in_bucket(bucket, subnet * 2 + copy + 1);
+                let ip = [10, 7, subnet, copy + 1];
+                let node = NodeInfo::new(id, [SocketAddr::from((ip, 1))]).unwrap();
+                assert_eq!(
+                    table.on_response(Timestamp::ZERO, node),
+                    InsertOutcome::Inserted
+                );
+            }
+        }
+    }
+    for j in 0..20u8 {
+        let node = NodeInfo::new(
+            id_in_bucket(255, j + 1),
+            [SocketAddr::from(([11, j, 0, 1], 1))],
+        )
+        .unwrap();
+        table.on_response(Timestamp::ZERO, node);
+    }
+    assert_eq!(table.len(), 100);
+    let target = Key::from(local);
+    let diverse = table.closest_peers_diverse(&target, 20);
+    assert_eq!(diverse.len(), 20);
+    let crowded = diverse
+        .iter()
+        .filter(|n| matches!(n.subnet(), Subnet::V4([10, 7, _])))
+        .count();
+    assert_eq!(crowded, 16);
+    let mut everyone: Vec<NodeInfo> = table.iter().map(|e| e.node().clone()).collect();
+    everyone.sort_by_key(|node| target.distance(&node.key()));
+    assert_eq!(diverse, blyan_dht::take_diverse(&everyone, 20, 2));
 }
