@@ -9,11 +9,10 @@
 //! ## Main types
 //!
 //! - [`Key`], [`Distance`]: the key space and its XOR metric (bucket = 255 - leading zeros).
-//! - [`RoutingTable`]: 256 buckets of at most k [`Entry`]s. Only a node that answered one of
-//!   our own requests enters ([`RoutingTable::on_response`]). A full bucket does not evict:
-//!   it returns [`InsertOutcome::PingLeastRecentlySeen`], keeps the newcomer in a bounded
-//!   replacement cache, and [`RoutingTable::on_ping_result`] then keeps the old node or
-//!   promotes a replacement. Repeated failures remove an entry.
+//! - [`RoutingTable`]: 256 buckets of at most k [`Entry`]s; only a node that answered our own
+//!   request enters ([`RoutingTable::on_response`]). A full bucket does not evict: it asks
+//!   to [ping](InsertOutcome::PingLeastRecentlySeen) its oldest entry and caches the
+//!   newcomer; [`RoutingTable::on_ping_result`] keeps the old node or promotes a replacement.
 //! - Eclipse resistance ([`Subnet`]): at most 2 entries per /24 (IPv6 /48) per bucket and 10
 //!   per table ([`RoutingConfig`]), and the same per-subnet cap on what we answer and on
 //!   lookup results ([`RoutingTable::closest_peers_diverse`], [`take_diverse`]).
@@ -21,12 +20,13 @@
 //!   [`LookupAction::SendFindNode`] (at most alpha in flight), `Wait` or `Done`. A peer
 //!   silent past its timeout stops counting against alpha without stalling the lookup, and
 //!   its late answer is still used. It ends when the k closest candidates (unresponsive ones
-//!   left out) have all answered. Candidates, nodes per response and nodes per subnet are
-//!   bounded, whatever peers send.
+//!   left out) have all answered. What peers send cannot grow it past its bounds.
 //! - [`NodeRecord`]: a node's signed `{peer_id, public_key, addrs, seq}` (`record` domain,
 //!   per chain id), in a fixed binary form via the `blyan-wire` canonical codec. Decoding
 //!   checks the size ([`MAX_RECORD_LEN`]) first, then the address list, that the peer id is
 //!   the SHA-256 of the public key, and the signature; a higher `seq` supersedes.
+//! - [`RecordStore`]: values held for others, one per publisher and key, with a capped TTL
+//!   and caps on value size, values per key and values in total; full means refused.
 //!
 //! ## Data flow
 //!
@@ -55,14 +55,15 @@
 //!
 //! ## Still to come
 //!
-//! PING/FIND_NODE/FIND_VALUE/STORE messages; a bounded value store (TTL, republish, caps);
-//! persistence of identity and table; bootstrap and bucket refresh; the tokio driver over
-//! QUIC and the `Dht` face; a 10,000-node simulator with churn; disjoint-path lookups.
+//! PING/FIND_NODE/FIND_VALUE/STORE messages; republishing our own values; persistence of
+//! identity and table; bootstrap and bucket refresh; the tokio driver over QUIC and the
+//! `Dht` face; a 10,000-node simulator with churn; disjoint-path lookups.
 
 mod distance;
 mod lookup;
 mod node;
 mod node_record;
+mod record_store;
 mod routing_table;
 mod time;
 
@@ -70,5 +71,6 @@ pub use distance::{Distance, KEY_BITS, Key};
 pub use lookup::{Lookup, LookupAction, LookupConfig, LookupResult, LookupStats};
 pub use node::{MAX_ADDRS, NodeInfo, NodeInfoError, Subnet, take_diverse};
 pub use node_record::{MAX_RECORD_LEN, NodeRecord, RecordError};
+pub use record_store::{PutOutcome, RecordStore, RecordStoreConfig, StoreError, StoredValue};
 pub use routing_table::{Entry, InsertOutcome, Rejection, RoutingConfig, RoutingTable};
 pub use time::Timestamp;
