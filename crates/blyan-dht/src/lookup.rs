@@ -239,19 +239,9 @@ impl Lookup {
     /// ignored; late answers (after the timeout) are used.
     pub fn on_response(&mut self, now: Timestamp, peer: &PeerId, closer: Vec<NodeInfo>) {
         let _ = now;
-        if self.done.is_some() {
+        if !self.settle(peer, State::Succeeded) {
             return;
         }
-        let distance = self.target.distance(&Key::from(peer));
-        let Some(candidate) = self.candidates.get_mut(&distance) else {
-            return;
-        };
-        match candidate.state {
-            State::Waiting { .. } => self.in_flight = self.in_flight.saturating_sub(1),
-            State::Unresponsive => {}
-            State::NotContacted | State::Succeeded | State::Failed => return,
-        }
-        candidate.state = State::Succeeded;
         self.stats.responses += 1;
         let mut closer = closer;
         closer.sort_by_key(|n| self.target.distance(&n.key()));
@@ -262,20 +252,28 @@ impl Lookup {
 
     /// The request to `peer` failed (connection refused, bad response, ...).
     pub fn on_failure(&mut self, peer: &PeerId) {
+        if self.settle(peer, State::Failed) {
+            self.stats.failures += 1;
+        }
+    }
+
+    /// Moves an asked peer (waiting, or timed out) to its final `state`, freeing its alpha
+    /// slot if it still held one. False if the lookup is over or `peer` was not asked.
+    fn settle(&mut self, peer: &PeerId, state: State) -> bool {
         if self.done.is_some() {
-            return;
+            return false;
         }
         let distance = self.target.distance(&Key::from(peer));
         let Some(candidate) = self.candidates.get_mut(&distance) else {
-            return;
+            return false;
         };
         match candidate.state {
             State::Waiting { .. } => self.in_flight = self.in_flight.saturating_sub(1),
             State::Unresponsive => {}
-            State::NotContacted | State::Succeeded | State::Failed => return,
+            State::NotContacted | State::Succeeded | State::Failed => return false,
         }
-        candidate.state = State::Failed;
-        self.stats.failures += 1;
+        candidate.state = state;
+        true
     }
 
     fn add_candidate(&mut self, node: NodeInfo) {

@@ -15,7 +15,8 @@ struct Figures {
     max_elapsed_ms: u64,
 }
 
-fn measure(net: &mut Network, seed: u64) -> Figures {
+/// Runs the lookups and prints the figures (`cargo test -- --nocapture` shows them).
+fn measure(net: &mut Network, seed: u64, label: &str) -> Figures {
     let mut rng = Rng::new(seed);
     let (mut successes, mut rpcs, mut hops, mut max_elapsed_ms) = (0, 0u64, 0u64, 0);
     for _ in 0..LOOKUPS {
@@ -35,22 +36,23 @@ fn measure(net: &mut Network, seed: u64) -> Figures {
         hops += u64::from(run.hops);
         max_elapsed_ms = max_elapsed_ms.max(run.elapsed_ms);
     }
-    Figures {
+    let f = Figures {
         successes,
         mean_rpcs: rpcs as f64 / LOOKUPS as f64,
         mean_hops: hops as f64 / LOOKUPS as f64,
         max_elapsed_ms,
-    }
+    };
+    eprintln!(
+        "{label}: {}/{LOOKUPS} exact, {:.1} rpcs/lookup, {:.2} hops, max {} ms",
+        f.successes, f.mean_rpcs, f.mean_hops, f.max_elapsed_ms
+    );
+    f
 }
 
 #[test]
 fn static_network_finds_the_true_closest() {
     let mut net = Network::bootstrap(NODES, 7);
-    let f = measure(&mut net, 11);
-    eprintln!(
-        "static: {}/{LOOKUPS} exact, {:.1} rpcs/lookup, {:.2} hops, max {} ms",
-        f.successes, f.mean_rpcs, f.mean_hops, f.max_elapsed_ms
-    );
+    let f = measure(&mut net, 11, "static");
     assert!(
         f.successes * 100 >= LOOKUPS * 95,
         "success {}/{LOOKUPS}",
@@ -72,11 +74,7 @@ fn lookups_survive_ten_percent_dead_nodes() {
             dead += 1;
         }
     }
-    let f = measure(&mut net, 12);
-    eprintln!(
-        "10% dead: {}/{LOOKUPS} exact, {:.1} rpcs/lookup, {:.2} hops, max {} ms",
-        f.successes, f.mean_rpcs, f.mean_hops, f.max_elapsed_ms
-    );
+    let f = measure(&mut net, 12, "10% dead");
     assert!(
         f.successes * 100 >= LOOKUPS * 90,
         "success {}/{LOOKUPS}",
