@@ -8,6 +8,7 @@
 //! succeeds: an error (an invalid block found half-way through a reorg, a full disk)
 //! leaves the database exactly as it was.
 
+mod node_cache;
 mod redb_store;
 pub mod schema;
 

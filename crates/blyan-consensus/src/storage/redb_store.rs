@@ -2,6 +2,7 @@
 //! same transaction that writes a block.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use blyan_crypto::{Address, Hash};
 use blyan_wire::{from_canonical_bytes, to_canonical_bytes};
@@ -16,6 +17,7 @@ use crate::state::{
     StoreError, UndoData,
 };
 use crate::storage::StorageError;
+use crate::storage::node_cache::{DEFAULT_NODE_CACHE_ENTRIES, NodeCache};
 use crate::storage::schema::{
     ACCOUNTS, BLOCK_META, BLOCKS, BlockRecord, CANONICAL, META, META_GENESIS, META_NEXT_ARRIVAL,
     META_SCHEMA, META_STATE_ROOT, META_TIP, SCHEMA_VERSION, SIDE_BLOCKS, STATE_NODES, UNDO,
@@ -34,9 +36,15 @@ type HashTable<'t, V> = Table<'t, &'static [u8; 32], V>;
 /// Opened for one genesis: a database initialised for another chain, or by a newer schema,
 /// is refused. All writes go through [`ChainStore::write`] (one atomic transaction); reads
 /// see the last committed state.
+///
+/// Decoded state-tree nodes are kept in a bounded in-memory cache shared by every
+/// transaction and read view: nodes are content addressed, so a cached node is never stale
+/// (an aborted transaction or a reorg cannot make it wrong) and the upper levels of the
+/// tree are read from memory instead of the database.
 pub struct ChainStore {
     db: Database,
     genesis_hash: Hash,
+    nodes: Arc<NodeCache>,
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -86,7 +94,11 @@ impl ChainStore {
     fn init(db: Database, genesis: &Genesis) -> Result<Self, StorageError> {
         let block = genesis.block()?;
         let genesis_hash = block.hash();
-        let store = Self { db, genesis_hash };
+        let store = Self {
+            db,
+            genesis_hash,
+            nodes: Arc::new(NodeCache::new(DEFAULT_NODE_CACHE_ENTRIES)),
+        };
         store.write(true, |t| {
             let schema = t.meta_get(META_SCHEMA)?;
             let Some(schema) = schema else {
@@ -148,7 +160,7 @@ impl ChainStore {
                 .map_err(StorageError::from)?;
         }
         let result = {
-            let mut tables = WriteTables::open(&txn)?;
+            let mut tables = WriteTables::open(&txn, &self.nodes)?;
             let result = f(&mut tables);
             if result.is_ok() {
                 tables.finish()?;
@@ -257,6 +269,7 @@ impl ChainStore {
         let view = StateView {
             accounts: txn.open_table(ACCOUNTS)?,
             nodes: txn.open_table(STATE_NODES)?,
+            cache: Arc::clone(&self.nodes),
             root: self.state_root()?,
         };
         Ok(AccountState::open(view)?)
@@ -326,7 +339,7 @@ fn open<'t, K: redb::Key + 'static, V: redb::Value + 'static>(
 }
 
 impl<'t> WriteTables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self, StorageError> {
+    fn open(txn: &'t WriteTransaction, cache: &'t NodeCache) -> Result<Self, StorageError> {
         let meta = open(txn, META)?;
         let root = match meta.get(META_STATE_ROOT)? {
             Some(v) => decode_hash(v.value()).ok_or(StorageError::Corrupt { table: "meta" })?,
@@ -335,6 +348,7 @@ impl<'t> WriteTables<'t> {
         let state = AccountState::open(StateTables {
             accounts: open(txn, ACCOUNTS)?,
             nodes: open(txn, STATE_NODES)?,
+            cache,
             root,
         })?;
         Ok(Self {
@@ -500,6 +514,7 @@ impl<'t> WriteTables<'t> {
 pub struct StateTables<'t> {
     accounts: Table<'t, &'static [u8; 20], (u64, u64)>,
     nodes: HashTable<'t, &'static [u8]>,
+    cache: &'t NodeCache,
     root: Hash,
 }
 
@@ -515,17 +530,26 @@ fn store_error(error: impl Into<StorageError>) -> StoreError {
     StoreError::new(error.into())
 }
 
+/// A node through the cache: a miss reads the table and remembers the decoded node.
 fn read_node(
     table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    cache: &NodeCache,
     hash: &Hash,
 ) -> Result<Option<SmtNode>, StoreError> {
+    if let Some(node) = cache.get(hash) {
+        return Ok(Some(node));
+    }
     match table.get(hash.as_bytes()).map_err(store_error)? {
         None => Ok(None),
-        Some(value) => decode_node(value.value()).map(Some).ok_or_else(|| {
-            store_error(StorageError::Corrupt {
-                table: "state_nodes",
-            })
-        }),
+        Some(value) => {
+            let node = decode_node(value.value()).ok_or_else(|| {
+                store_error(StorageError::Corrupt {
+                    table: "state_nodes",
+                })
+            })?;
+            cache.insert(*hash, node);
+            Ok(Some(node))
+        }
     }
 }
 
@@ -544,7 +568,7 @@ fn read_account(
 
 impl NodeStore for StateTables<'_> {
     fn node(&self, hash: &Hash) -> Result<Option<SmtNode>, StoreError> {
-        read_node(&self.nodes, hash)
+        read_node(&self.nodes, self.cache, hash)
     }
 }
 
@@ -578,6 +602,13 @@ impl StateStore for StateTables<'_> {
             }
             .map_err(store_error)?;
         }
+        // Content addressed: caching a node before the commit is safe even if the
+        // transaction aborts (see `NodeCache`).
+        self.cache.insert_all(
+            diff.nodes
+                .iter()
+                .filter_map(|(hash, node)| node.as_ref().map(|n| (hash, n))),
+        );
         self.root = diff.new_root;
         Ok(())
     }
@@ -588,6 +619,7 @@ impl StateStore for StateTables<'_> {
 pub struct StateView {
     accounts: ReadOnlyTable<&'static [u8; 20], (u64, u64)>,
     nodes: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    cache: Arc<NodeCache>,
     root: Hash,
 }
 
@@ -601,7 +633,7 @@ impl std::fmt::Debug for StateView {
 
 impl NodeStore for StateView {
     fn node(&self, hash: &Hash) -> Result<Option<SmtNode>, StoreError> {
-        read_node(&self.nodes, hash)
+        read_node(&self.nodes, &self.cache, hash)
     }
 }
 
@@ -693,6 +725,69 @@ mod tests {
         assert!(matches!(result, Err(StorageError::ReadOnly)));
         assert_eq!(store.stats().unwrap(), before);
         assert_eq!(store.state_root().unwrap(), root);
+    }
+
+    #[test]
+    fn node_cache_stays_correct_across_aborted_writes_and_reverts() {
+        let g = genesis(1);
+        let store = ChainStore::in_memory(&g).unwrap();
+        let root = store.state_root().unwrap();
+        let who = KeyPair::from_seed(&[99; 32]).address();
+        let rich = KeyPair::from_seed(&[3; 32]).address();
+        let set = |t: &mut WriteTables<'_>, balance: u64| {
+            let tr = t
+                .state()
+                .set_accounts([(who, Account { balance, nonce: 0 })])?;
+            t.state_mut().apply(&tr.diff)?;
+            Ok::<_, StorageError>(tr)
+        };
+        // An aborted write leaves its nodes in the cache; the committed tree is unchanged.
+        let aborted: Result<(), StorageError> = store.write(true, |t| {
+            set(t, 1)?;
+            Err(StorageError::ReadOnly)
+        });
+        assert!(aborted.is_err());
+        assert_eq!(store.state_root().unwrap(), root);
+        assert_eq!(store.account(&who).unwrap(), None);
+        let proof = store.account_proof(&rich).unwrap();
+        assert!(proof.verify(&root, &rich).unwrap().is_some());
+        // The same change committed, reverted (its nodes deleted), then made again: every
+        // read, through the cache or the table, matches the tree of the current root.
+        let tr = store.write(true, |t| set(t, 1)).unwrap();
+        let after = store.state_root().unwrap();
+        assert_eq!(after, tr.diff.new_root);
+        store
+            .write(true, |t| {
+                t.state_mut().revert(&tr.undo)?;
+                Ok::<_, StorageError>(())
+            })
+            .unwrap();
+        assert_eq!(store.state_root().unwrap(), root);
+        assert_eq!(store.account(&who).unwrap(), None);
+        assert!(
+            store
+                .account_proof(&who)
+                .unwrap()
+                .verify(&root, &who)
+                .unwrap()
+                .is_none()
+        );
+        store.write(true, |t| set(t, 1).map(drop)).unwrap();
+        assert_eq!(store.state_root().unwrap(), after);
+        let proof = store.account_proof(&who).unwrap();
+        assert_eq!(
+            proof.verify(&after, &who).unwrap(),
+            Some(Account {
+                balance: 1,
+                nonce: 0
+            })
+        );
+        assert_eq!(store.stats().unwrap().state_nodes, {
+            // Exactly the reachable nodes are stored, whatever the cache holds.
+            let fresh = ChainStore::in_memory(&g).unwrap();
+            fresh.write(true, |t| set(t, 1).map(drop)).unwrap();
+            fresh.stats().unwrap().state_nodes
+        });
     }
 
     #[test]
