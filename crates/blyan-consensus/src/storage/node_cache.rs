@@ -29,7 +29,7 @@ pub(crate) const DEFAULT_NODE_CACHE_ENTRIES: usize = 128 * 1024;
 /// over all 32 would cost more than the lookup it serves). The seed keeps a peer from
 /// grinding accounts whose node hashes collide in the table.
 #[derive(Debug, Clone, Copy)]
-struct DigestHasher(u64);
+pub(crate) struct DigestHasher(u64);
 
 const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -54,8 +54,9 @@ impl Hasher for DigestHasher {
     }
 }
 
+/// Builds [`DigestHasher`]s with a random seed per map.
 #[derive(Debug, Clone, Copy)]
-struct SeededDigest(u64);
+pub(crate) struct SeededDigest(u64);
 
 impl Default for SeededDigest {
     fn default() -> Self {
@@ -73,6 +74,9 @@ impl std::hash::BuildHasher for SeededDigest {
 }
 
 type NodeMap = HashMap<Hash, SmtNode, SeededDigest>;
+
+/// A map keyed by node hashes, with the cheap seeded hasher of the cache.
+pub(crate) type HashKeyed<V> = HashMap<Hash, V, SeededDigest>;
 
 #[derive(Debug, Default)]
 struct Generations {

@@ -2,7 +2,7 @@
 //! same transaction that writes a block.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use blyan_crypto::{Address, Hash};
 use blyan_wire::{from_canonical_bytes, to_canonical_bytes};
@@ -17,7 +17,7 @@ use crate::state::{
     StoreError, UndoData,
 };
 use crate::storage::StorageError;
-use crate::storage::node_cache::{DEFAULT_NODE_CACHE_ENTRIES, NodeCache};
+use crate::storage::node_cache::{DEFAULT_NODE_CACHE_ENTRIES, HashKeyed, NodeCache};
 use crate::storage::schema::{
     ACCOUNTS, BLOCK_META, BLOCKS, BlockRecord, CANONICAL, META, META_GENESIS, META_NEXT_ARRIVAL,
     META_SCHEMA, META_STATE_ROOT, META_TIP, SCHEMA_VERSION, SIDE_BLOCKS, STATE_NODES, UNDO,
@@ -41,10 +41,19 @@ type HashTable<'t, V> = Table<'t, &'static [u8; 32], V>;
 /// transaction and read view: nodes are content addressed, so a cached node is never stale
 /// (an aborted transaction or a reorg cannot make it wrong) and the upper levels of the
 /// tree are read from memory instead of the database.
+///
+/// A non-durable commit (group commit, see [`ChainStore::write`]) does not write its state
+/// tree nodes to the database: they are kept in memory, merged with the following
+/// non-durable commits (a node created by one block and replaced by the next never reaches
+/// the disk), and written by the next durable commit, before anything else it writes. A
+/// crash loses every non-durable commit anyway (redb rolls back to the last durable one,
+/// whose nodes are all on disk); dropping the store makes the buffered nodes durable.
 pub struct ChainStore {
     db: Database,
     genesis_hash: Hash,
     nodes: Arc<NodeCache>,
+    /// Node changes of the non-durable commits since the last durable one.
+    unflushed: Mutex<UnflushedNodes>,
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -52,6 +61,19 @@ impl std::fmt::Debug for ChainStore {
         f.debug_struct("ChainStore")
             .field("genesis_hash", &self.genesis_hash)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ChainStore {
+    /// Writes the nodes buffered by non-durable commits (a durable empty commit), so that
+    /// the database never records a state root whose nodes it lacks.
+    fn drop(&mut self) {
+        if self.unflushed().is_empty() {
+            return;
+        }
+        if let Err(error) = self.flush() {
+            tracing::error!(%error, "cannot make the last non-durable commits durable on close");
+        }
     }
 }
 
@@ -98,6 +120,7 @@ impl ChainStore {
             db,
             genesis_hash,
             nodes: Arc::new(NodeCache::new(DEFAULT_NODE_CACHE_ENTRIES)),
+            unflushed: Mutex::new(UnflushedNodes::default()),
         };
         store.write(true, |t| {
             let schema = t.meta_get(META_SCHEMA)?;
@@ -159,17 +182,26 @@ impl ChainStore {
             txn.set_durability(Durability::None)
                 .map_err(StorageError::from)?;
         }
+        let mut unflushed = self.unflushed();
         let result = {
-            let mut tables = WriteTables::open(&txn, &self.nodes)?;
-            let result = f(&mut tables);
-            if result.is_ok() {
-                tables.finish()?;
+            let mut tables = WriteTables::open(&txn, &self.nodes, &unflushed, durable)?;
+            match f(&mut tables) {
+                Ok(value) => tables
+                    .finish()
+                    .map(|deferred| (value, deferred))
+                    .map_err(E::from),
+                Err(error) => Err(error),
             }
-            result
         };
         match result {
-            Ok(value) => {
+            Ok((value, deferred)) => {
                 txn.commit().map_err(StorageError::from)?;
+                if durable {
+                    // The buffered nodes were written by this transaction.
+                    unflushed.clear();
+                } else {
+                    unflushed.extend(deferred);
+                }
                 Ok(value)
             }
             Err(error) => {
@@ -181,9 +213,18 @@ impl ChainStore {
         }
     }
 
-    /// Makes every earlier non-durable commit durable (an empty durable transaction).
+    /// Makes every earlier non-durable commit durable (an empty durable transaction, which
+    /// writes their buffered state tree nodes).
     pub fn flush(&self) -> Result<(), StorageError> {
         self.write(true, |_| Ok::<_, StorageError>(()))
+    }
+
+    fn unflushed(&self) -> MutexGuard<'_, UnflushedNodes> {
+        // Updated only after a commit, in one call: a panic elsewhere cannot leave it half
+        // written.
+        self.unflushed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn read(&self) -> Result<ReadTransaction, StorageError> {
@@ -270,6 +311,7 @@ impl ChainStore {
             accounts: txn.open_table(ACCOUNTS)?,
             nodes: txn.open_table(STATE_NODES)?,
             cache: Arc::clone(&self.nodes),
+            unflushed: self.unflushed().clone(),
             root: self.state_root()?,
         };
         Ok(AccountState::open(view)?)
@@ -339,16 +381,32 @@ fn open<'t, K: redb::Key + 'static, V: redb::Value + 'static>(
 }
 
 impl<'t> WriteTables<'t> {
-    fn open(txn: &'t WriteTransaction, cache: &'t NodeCache) -> Result<Self, StorageError> {
+    fn open(
+        txn: &'t WriteTransaction,
+        cache: &'t NodeCache,
+        unflushed: &'t UnflushedNodes,
+        durable: bool,
+    ) -> Result<Self, StorageError> {
         let meta = open(txn, META)?;
+        let mut nodes = open(txn, STATE_NODES)?;
+        if durable {
+            // First the nodes of the earlier non-durable commits, so that this commit
+            // makes their state durable with them.
+            let mut sorted: Vec<_> = unflushed.iter().collect();
+            sorted.sort_unstable_by_key(|(hash, _)| **hash);
+            write_nodes(&mut nodes, sorted)?;
+        }
         let root = match meta.get(META_STATE_ROOT)? {
             Some(v) => decode_hash(v.value()).ok_or(StorageError::Corrupt { table: "meta" })?,
             None => crate::state::EMPTY_ROOT,
         };
         let state = AccountState::open(StateTables {
             accounts: open(txn, ACCOUNTS)?,
-            nodes: open(txn, STATE_NODES)?,
+            nodes,
             cache,
+            // Already written into the table when durable.
+            unflushed: if durable { None } else { Some(unflushed) },
+            deferred: UnflushedNodes::default(),
             root,
         })?;
         Ok(Self {
@@ -362,10 +420,12 @@ impl<'t> WriteTables<'t> {
         })
     }
 
-    /// Writes the state root next to the tip, so both move in the same commit.
-    fn finish(&mut self) -> Result<(), StorageError> {
+    /// Writes the state root next to the tip, so both move in the same commit. Returns the
+    /// node changes a non-durable transaction deferred (empty for a durable one).
+    fn finish(mut self) -> Result<UnflushedNodes, StorageError> {
         let root = self.state.root();
-        self.meta_put(META_STATE_ROOT, root.as_bytes())
+        self.meta_put(META_STATE_ROOT, root.as_bytes())?;
+        Ok(self.state.into_store().deferred)
     }
 
     /// The account state as of this transaction's writes so far.
@@ -515,6 +575,12 @@ pub struct StateTables<'t> {
     accounts: Table<'t, &'static [u8; 20], (u64, u64)>,
     nodes: HashTable<'t, &'static [u8]>,
     cache: &'t NodeCache,
+    /// In a non-durable transaction: the node changes of the earlier non-durable commits,
+    /// not in the table yet (`None` in a durable one: they were written at its start).
+    unflushed: Option<&'t UnflushedNodes>,
+    /// In a non-durable transaction: this transaction's node changes, kept out of the
+    /// table (see [`ChainStore`]).
+    deferred: UnflushedNodes,
     root: Hash,
 }
 
@@ -566,8 +632,34 @@ fn read_account(
         }))
 }
 
+/// Node changes held in memory (hash → write or delete): a hash map, since thousands of
+/// them accumulate over a group commit and are only sorted once, when written.
+type UnflushedNodes = HashKeyed<Option<SmtNode>>;
+
+/// Writes (`Some`) and deletes (`None`) nodes in the table (pass them in key order).
+fn write_nodes<'a>(
+    table: &mut HashTable<'_, &'static [u8]>,
+    nodes: impl IntoIterator<Item = (&'a Hash, &'a Option<SmtNode>)>,
+) -> Result<(), StorageError> {
+    for (hash, node) in nodes {
+        match node {
+            Some(node) => table
+                .insert(hash.as_bytes(), encode_node(node).as_slice())
+                .map(drop),
+            None => table.remove(hash.as_bytes()).map(drop),
+        }?;
+    }
+    Ok(())
+}
+
 impl NodeStore for StateTables<'_> {
     fn node(&self, hash: &Hash) -> Result<Option<SmtNode>, StoreError> {
+        // The newest change of a node wins: this transaction's, then the unflushed ones.
+        for changes in [Some(&self.deferred), self.unflushed].into_iter().flatten() {
+            if let Some(change) = changes.get(hash) {
+                return Ok(*change);
+            }
+        }
         read_node(&self.nodes, self.cache, hash)
     }
 }
@@ -592,15 +684,11 @@ impl StateStore for StateTables<'_> {
             }
             .map_err(store_error)?;
         }
-        for (hash, node) in &diff.nodes {
-            match node {
-                Some(node) => self
-                    .nodes
-                    .insert(hash.as_bytes(), encode_node(node).as_slice())
-                    .map(drop),
-                None => self.nodes.remove(hash.as_bytes()).map(drop),
-            }
-            .map_err(store_error)?;
+        if self.unflushed.is_some() {
+            self.deferred
+                .extend(diff.nodes.iter().map(|(hash, node)| (*hash, *node)));
+        } else {
+            write_nodes(&mut self.nodes, &diff.nodes).map_err(store_error)?;
         }
         // Content addressed: caching a node before the commit is safe even if the
         // transaction aborts (see `NodeCache`).
@@ -620,6 +708,8 @@ pub struct StateView {
     accounts: ReadOnlyTable<&'static [u8; 20], (u64, u64)>,
     nodes: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
     cache: Arc<NodeCache>,
+    /// Node changes of committed non-durable transactions, not in the table yet.
+    unflushed: UnflushedNodes,
     root: Hash,
 }
 
@@ -633,6 +723,9 @@ impl std::fmt::Debug for StateView {
 
 impl NodeStore for StateView {
     fn node(&self, hash: &Hash) -> Result<Option<SmtNode>, StoreError> {
+        if let Some(change) = self.unflushed.get(hash) {
+            return Ok(*change);
+        }
         read_node(&self.nodes, &self.cache, hash)
     }
 }
@@ -788,6 +881,64 @@ mod tests {
             fresh.write(true, |t| set(t, 1).map(drop)).unwrap();
             fresh.stats().unwrap().state_nodes
         });
+    }
+
+    #[test]
+    fn non_durable_commits_defer_their_nodes_until_a_durable_one() {
+        let g = genesis(1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        let who = KeyPair::from_seed(&[99; 32]).address();
+        let set = |t: &mut WriteTables<'_>, balance: u64| {
+            let tr = t
+                .state()
+                .set_accounts([(who, Account { balance, nonce: 0 })])?;
+            t.state_mut().apply(&tr.diff)?;
+            Ok::<_, StorageError>(())
+        };
+        let reachable = |balance: u64| {
+            let fresh = ChainStore::in_memory(&g).unwrap();
+            fresh.write(true, |t| set(t, balance)).unwrap();
+            (
+                fresh.state_root().unwrap(),
+                fresh.stats().unwrap().state_nodes,
+            )
+        };
+        let store = ChainStore::open(&path, &g).unwrap();
+        // Churn: every commit replaces the previous one's leaf and path.
+        for balance in 1..=5 {
+            store.write(false, |t| set(t, balance)).unwrap();
+        }
+        let (root, nodes) = reachable(5);
+        assert_eq!(store.state_root().unwrap(), root);
+        // Reads see the deferred nodes.
+        let proof = store.account_proof(&who).unwrap();
+        assert_eq!(
+            proof.verify(&root, &who).unwrap().map(|a| a.balance),
+            Some(5)
+        );
+        // A durable transaction that aborts drops nothing of them.
+        let aborted: Result<(), StorageError> = store.write(true, |t| {
+            set(t, 6)?;
+            Err(StorageError::ReadOnly)
+        });
+        assert!(aborted.is_err());
+        assert_eq!(store.account(&who).unwrap().map(|a| a.balance), Some(5));
+        // A flush writes exactly the reachable nodes (created-then-deleted ones never stay).
+        store.flush().unwrap();
+        assert_eq!(store.stats().unwrap().state_nodes, nodes);
+        // Dropping the store with deferred nodes makes them durable.
+        store.write(false, |t| set(t, 7)).unwrap();
+        drop(store);
+        let (root, nodes) = reachable(7);
+        let store = ChainStore::open(&path, &g).unwrap();
+        assert_eq!(store.state_root().unwrap(), root);
+        assert_eq!(store.stats().unwrap().state_nodes, nodes);
+        let proof = store.account_proof(&who).unwrap();
+        assert_eq!(
+            proof.verify(&root, &who).unwrap().map(|a| a.balance),
+            Some(7)
+        );
     }
 
     #[test]
