@@ -379,6 +379,8 @@ impl ChainManager {
     /// Imports blocks in order with group commit: every import is its own atomic
     /// transaction, but only the last is flushed to disk (one `fsync` for the batch). A
     /// crash loses at most the batch's unflushed imports, never part of one. For sync.
+    /// The unflushed imports' state-tree nodes stay in memory and are written, net of the
+    /// nodes later blocks of the batch replaced, by the final flush (see [`ChainStore`]).
     ///
     /// One result per block, in order; if the final flush fails, its error is appended as
     /// one more result (and the manager then needs reopening).
