@@ -45,7 +45,7 @@ use crate::fork_choice::{
     TipUpdate,
 };
 use crate::genesis::Genesis;
-use crate::state::{Account, AccountProof, StateError, StateMachine, StateTransition};
+use crate::state::{Account, AccountProof, StateError, StateMachine};
 use crate::storage::{ChainStore, StorageError, WriteTables};
 use crate::types::{Block, Header};
 use crate::validator::BlockValidator;
@@ -238,23 +238,6 @@ fn meta_of(header: &Header) -> BlockMeta {
         slot: header.slot,
         producer: header.producer.to_bytes(),
     }
-}
-
-/// Executes a block on `state` and checks the resulting root against the header: the
-/// state half of [`BlockValidator::validate_block`] (the header and the stateless checks
-/// ran when the block arrived).
-fn execute_checked<S: StateMachine + ?Sized>(
-    state: &S,
-    block: &Block,
-) -> Result<StateTransition, BlockError> {
-    let transition = state.execute_block(block)?;
-    if transition.root() != block.header.state_root {
-        return Err(BlockError::StateRootMismatch {
-            header: block.header.state_root,
-            computed: transition.root(),
-        });
-    }
-    Ok(transition)
 }
 
 impl ChainManager {
@@ -631,6 +614,7 @@ impl ChainManager {
         let Self {
             store,
             fork_choice,
+            validator,
             durable,
             next_arrival,
             undo_pruned_to,
@@ -659,7 +643,9 @@ impl ChainManager {
                     Some(b) if b.hash() == *hash => Arc::clone(b),
                     _ => Arc::new(t.block(hash)?),
                 };
-                let transition = match execute_checked(t.state(), &block) {
+                // The header and the stateless checks ran when the block arrived; what is left
+                // is the state half of validation.
+                let transition = match validator.verify_state(&block, t.state()) {
                     Ok(transition) => transition,
                     Err(BlockError::Storage(e)) => return Err(e.into()),
                     Err(error) => {

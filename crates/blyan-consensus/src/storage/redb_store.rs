@@ -49,7 +49,7 @@ type HashTable<'t, V> = Table<'t, &'static [u8; 32], V>;
 /// crash loses every non-durable commit anyway (redb rolls back to the last durable one,
 /// whose nodes are all on disk); dropping the store makes the buffered nodes durable.
 pub struct ChainStore {
-    db: Database,
+    db: DbHandle,
     genesis_hash: Hash,
     nodes: Arc<NodeCache>,
     /// Node changes of the non-durable commits since the last durable one.
@@ -72,7 +72,35 @@ impl Drop for ChainStore {
             return;
         }
         if let Err(error) = self.flush() {
-            tracing::error!(%error, "cannot make the last non-durable commits durable on close");
+            // redb's own close would now make the non-durable commits durable *without* the
+            // tree nodes this flush failed to write: a tip whose state root lacks nodes.
+            // Leaking the handle instead leaves the file as a crash would, and the next open
+            // rolls back to the last durable commit, which is complete. The cost, only on this
+            // failure path: the file handle and its lock stay held until the process exits.
+            tracing::error!(
+                %error,
+                "cannot write the buffered state nodes on close; the commits since the last \
+                 durable one will be rolled back when the database is next opened"
+            );
+            if let Some(db) = self.db.0.take() {
+                std::mem::forget(db);
+            }
+        }
+    }
+}
+
+/// The database, owned by [`ChainStore`] and released by its `Drop`: closed normally, or
+/// leaked when buffered state nodes could not be written (see `Drop for ChainStore`).
+struct DbHandle(Option<Database>);
+
+impl std::ops::Deref for DbHandle {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        match &self.0 {
+            Some(db) => db,
+            // Only `Drop for ChainStore` takes the database, after its last use.
+            None => unreachable!("the database handle is taken only while the store drops"),
         }
     }
 }
@@ -117,7 +145,7 @@ impl ChainStore {
         let block = genesis.block()?;
         let genesis_hash = block.hash();
         let store = Self {
-            db,
+            db: DbHandle(Some(db)),
             genesis_hash,
             nodes: Arc::new(NodeCache::new(DEFAULT_NODE_CACHE_ENTRIES)),
             unflushed: Mutex::new(UnflushedNodes::default()),
