@@ -2,7 +2,7 @@ use blyan_security::{
     BanReason, Direction, MessageKind, MessageMeta, PeerEvent, Reject, SecurityConfig, Verdict,
 };
 
-use crate::{ip, manager, peer, secs, start};
+use crate::{admit, ip, manager, peer, secs, start};
 
 const HOUR: u64 = 3600;
 
@@ -11,9 +11,7 @@ fn a_ban_expires() {
     let mut m = manager(SecurityConfig::default());
     let now = start();
     let addr = ip("192.0.2.1");
-    let _ = m
-        .check_connection(now, peer(1), addr, Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), addr);
     let action = m.ban_peer(now, peer(1), BanReason::Manual, secs(HOUR));
     assert_eq!(action.disconnect, vec![peer(1)]);
     assert_eq!(action.ban.until, now.monotonic() + secs(HOUR));
@@ -59,9 +57,7 @@ fn a_fatal_event_bans_at_once_and_score_bans_escalate() {
     let mut m = manager(SecurityConfig::default());
     let now = start();
     let addr = ip("192.0.2.1");
-    let _ = m
-        .check_connection(now, peer(1), addr, Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), addr);
     match m.report(now, &peer(1), PeerEvent::Equivocation) {
         Verdict::Ban(action) => {
             assert_eq!(action.disconnect, vec![peer(1)]);
@@ -74,9 +70,7 @@ fn a_fatal_event_bans_at_once_and_score_bans_escalate() {
         Some(BanReason::Equivocation)
     );
     // Three invalid blocks reach the ban threshold for another peer.
-    let _ = m
-        .check_connection(now, peer(2), ip("192.0.2.2"), Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(2), ip("192.0.2.2"));
     assert_eq!(
         m.report(now, &peer(2), PeerEvent::InvalidBlock),
         Verdict::Disconnect
@@ -98,9 +92,7 @@ fn several_banned_peers_on_one_ip_ban_the_ip() {
     let now = start();
     let addr = ip("198.51.100.9");
     for i in 0..3 {
-        let _ = m
-            .check_connection(now, peer(i), addr, Direction::Inbound)
-            .unwrap();
+        admit(&mut m, now, peer(i), addr);
     }
     assert!(
         m.ban_peer(now, peer(0), BanReason::Manual, secs(HOUR))
@@ -115,9 +107,7 @@ fn several_banned_peers_on_one_ip_ban_the_ip() {
             .is_none()
     );
     // A fresh identity from the same host meanwhile.
-    let _ = m
-        .check_connection(now, peer(3), addr, Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(3), addr);
     let third = m.ban_peer(now, peer(2), BanReason::Manual, secs(HOUR));
     assert!(third.ban.ip_banned.is_some());
     assert_eq!(third.disconnect, vec![peer(2), peer(3)]);
@@ -142,9 +132,7 @@ fn several_banned_peers_on_one_ip_ban_the_ip() {
 fn an_operator_ban_of_an_ip_closes_its_connections() {
     let mut m = manager(SecurityConfig::default());
     let now = start();
-    let _ = m
-        .check_connection(now, peer(1), ip("2001:db8::1"), Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), ip("2001:db8::1"));
     let closed = m.ban_ip(now, ip("2001:db8::2"), secs(HOUR));
     assert_eq!(closed, vec![peer(1)]);
     assert!(!m.unban_peer(&peer(1)));

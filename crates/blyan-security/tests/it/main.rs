@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use blyan_crypto::PeerId;
-use blyan_security::{Now, SecurityConfig, SecurityManager};
+use blyan_security::{Direction, Now, SecurityConfig, SecurityManager};
 
 /// Wall-clock time at the simulated start.
 pub(crate) const T0_UNIX_MS: u64 = 1_700_000_000_000;
@@ -36,6 +36,13 @@ pub(crate) fn ip(text: &str) -> IpAddr {
 
 pub(crate) fn manager(config: SecurityConfig) -> SecurityManager {
     SecurityManager::new(config).unwrap()
+}
+
+/// Admits `peer` from `addr` as an inbound connection; the test fails if it is refused.
+pub(crate) fn admit(m: &mut SecurityManager, now: Now, peer: PeerId, addr: IpAddr) {
+    if let Err(reject) = m.check_connection(now, peer, addr, Direction::Inbound) {
+        panic!("{peer} from {addr} was refused: {reject:?}");
+    }
 }
 
 pub(crate) fn secs(s: u64) -> Duration {

@@ -5,7 +5,7 @@ use blyan_security::{
     Scope, SecurityConfig, Verdict,
 };
 
-use crate::{T0_UNIX_MS, ip, manager, peer, secs, start};
+use crate::{T0_UNIX_MS, admit, ip, manager, peer, secs, start};
 
 fn tx() -> MessageMeta {
     MessageMeta::direct(MessageKind::Transaction, 200)
@@ -16,9 +16,7 @@ fn a_peer_over_quota_is_throttled_then_recovers() {
     let mut m = manager(SecurityConfig::default());
     let now = start();
     let addr = ip("192.0.2.1");
-    let _ = m
-        .check_connection(now, peer(1), addr, Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), addr);
     // Burst 400 units, a transaction costs 2: 200 pass at once.
     for _ in 0..200 {
         assert_eq!(m.check_message(now, &peer(1), addr, &tx()), Ok(()));
@@ -55,9 +53,7 @@ fn peers_behind_one_ip_share_its_budget() {
     let addr = ip("192.0.2.1");
     let control = MessageMeta::direct(MessageKind::Control, 10);
     for i in 0..2 {
-        let _ = m
-            .check_connection(now, peer(i), addr, Direction::Inbound)
-            .unwrap();
+        admit(&mut m, now, peer(i), addr);
     }
     for _ in 0..10 {
         assert_eq!(m.check_message(now, &peer(0), addr, &control), Ok(()));
@@ -113,9 +109,7 @@ fn messages_need_an_admitted_connection_at_that_ip() {
         m.check_message(now, &peer(1), ip("192.0.2.1"), &tx()),
         Err(Reject::UnknownConnection)
     );
-    let _ = m
-        .check_connection(now, peer(1), ip("192.0.2.1"), Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), ip("192.0.2.1"));
     assert_eq!(
         m.check_message(now, &peer(1), ip("192.0.2.2"), &tx()),
         Err(Reject::UnknownConnection)
@@ -127,9 +121,7 @@ fn replayed_nonce_and_stale_timestamp_are_refused() {
     let mut m = manager(SecurityConfig::default());
     let now = start();
     let addr = ip("192.0.2.1");
-    let _ = m
-        .check_connection(now, peer(1), addr, Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), addr);
     let origin = peer(77);
     let msg = |nonce, ts| MessageMeta::relayed(MessageKind::Block, 2000, origin, nonce, ts);
     assert_eq!(
@@ -159,9 +151,7 @@ fn a_peer_can_introduce_only_so_many_new_origins() {
     let mut m = manager(SecurityConfig::default());
     let now = start();
     let addr = ip("192.0.2.1");
-    let _ = m
-        .check_connection(now, peer(1), addr, Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), addr);
     let from =
         |o: u32| MessageMeta::relayed(MessageKind::Control, 100, peer(10_000 + o), 1, T0_UNIX_MS);
     for o in 0..64 {
@@ -184,9 +174,7 @@ fn scores_decay_to_neutral_and_gate_reconnection() {
     let mut m = manager(SecurityConfig::default());
     let now = start();
     let addr = ip("192.0.2.1");
-    let _ = m
-        .check_connection(now, peer(1), addr, Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), addr);
     assert_eq!(m.report(now, &peer(1), PeerEvent::Timeout), Verdict::Keep);
     assert_eq!(
         m.report(now, &peer(1), PeerEvent::InvalidBlock),

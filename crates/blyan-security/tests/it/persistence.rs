@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use blyan_security::{BanConfig, BanReason, Direction, Now, PersistError, Reject, SecurityConfig};
 
-use crate::{T0_UNIX_MS, ip, manager, peer, secs, start};
+use crate::{T0_UNIX_MS, admit, ip, manager, peer, secs, start};
 
 const HOUR: u64 = 3600;
 
@@ -22,9 +22,7 @@ fn bans_survive_a_restart_and_expired_ones_are_forgotten() {
     let path = dir.path().join("bans.json");
     let mut m = manager(config_with_memory(secs(HOUR)));
     let now = start();
-    let _ = m
-        .check_connection(now, peer(1), ip("192.0.2.1"), Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), ip("192.0.2.1"));
     m.ban_peer(now, peer(1), BanReason::LowScore, secs(10 * HOUR));
     m.ban_peer(now, peer(2), BanReason::Manual, secs(60));
     m.ban_ip(now, ip("2001:db8:1:2::7"), secs(5 * HOUR));
@@ -74,9 +72,7 @@ fn loading_bans_closes_banned_connections() {
     old.ban_peer(now, peer(1), BanReason::Manual, secs(HOUR));
     old.save_bans(&path, now).unwrap();
     let mut m = manager(SecurityConfig::default());
-    let _ = m
-        .check_connection(now, peer(1), ip("192.0.2.1"), Direction::Inbound)
-        .unwrap();
+    admit(&mut m, now, peer(1), ip("192.0.2.1"));
     assert_eq!(m.load_bans(&path, now).unwrap(), vec![peer(1)]);
     assert!(m.connection(&peer(1)).is_none());
 }
