@@ -232,13 +232,15 @@ impl RoutingTable {
         let Some(bucket) = self.buckets.get_mut(index) else {
             return InsertOutcome::Rejected(Rejection::OwnId);
         };
+        // A node waiting in the replacement cache that now finds room leaves the cache, so
+        // a later promotion cannot bring in a second copy of it.
+        bucket.replacements.retain(|e| e.node.peer_id() != peer);
         if bucket.entries.len() < k {
             bucket.entries.push(entry);
             *self.subnet_counts.entry(subnet).or_insert(0) += 1;
             self.len += 1;
             return InsertOutcome::Inserted;
         }
-        bucket.replacements.retain(|e| e.node.peer_id() != peer);
         bucket.replacements.push_back(entry);
         while bucket.replacements.len() > cache_size {
             bucket.replacements.pop_front();

@@ -299,3 +299,44 @@ fn diverse_closest_peers_look_past_crowded_subnets() {
     everyone.sort_by_key(|node| target.distance(&node.key()));
     assert_eq!(diverse, blyan_dht::take_diverse(&everyone, 20, 2));
 }
+
+#[test]
+fn a_cached_node_that_finds_room_leaves_the_cache() {
+    // k = 2, one node per subnet per bucket. X waits in the cache, cannot be promoted while
+    // its subnet is taken, then answers from another subnet and takes the free slot. A later
+    // removal must not promote X's stale cached copy as a second entry.
+    let cfg = RoutingConfig {
+        k: 2,
+        max_per_subnet_bucket: 1,
+        ..RoutingConfig::default()
+    };
+    let mut table = RoutingTable::new(PeerId::from_bytes([0; 32]), cfg);
+    let t = Timestamp::from_millis;
+    let at = |i: u8, subnet: u8| {
+        NodeInfo::new(
+            far_node(i).peer_id(),
+            [SocketAddr::from(([10, subnet, 0, 1], 1))],
+        )
+        .unwrap()
+    };
+    let (a, b, x) = (1, 2, 3);
+    table.on_response(t(1), at(a, 1));
+    table.on_response(t(2), at(b, 2));
+    assert!(matches!(
+        table.on_response(t(3), at(x, 3)),
+        InsertOutcome::PingLeastRecentlySeen { .. }
+    ));
+    table.on_ping_result(t(4), &far_node(a).peer_id(), true);
+    assert_eq!(table.replacements_len(255), 1);
+    // B moves to X's subnet, so X cannot be promoted when A leaves.
+    assert_eq!(table.on_response(t(5), at(b, 3)), InsertOutcome::Refreshed);
+    assert!(table.remove(&far_node(a).peer_id()));
+    assert_eq!(table.len(), 1);
+    // X answers from a fresh subnet and takes the free slot, leaving the cache.
+    assert_eq!(table.on_response(t(6), at(x, 4)), InsertOutcome::Inserted);
+    assert_eq!(table.replacements_len(255), 0);
+    assert!(table.remove(&far_node(b).peer_id()));
+    let left: Vec<PeerId> = table.iter().map(|e| e.node().peer_id()).collect();
+    assert_eq!(left, vec![far_node(x).peer_id()]);
+    assert_eq!(table.len(), 1);
+}
