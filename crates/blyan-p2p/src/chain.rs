@@ -1,0 +1,162 @@
+//! What sync needs from the local chain: reads, the two header and body checks, the block
+//! locator, and the answers we serve to peers. [`SyncChain`] is implemented for
+//! [`ChainManager`] (the node) and by small in-memory chains in tests and simulations.
+
+use blyan_consensus::{Block, BlockError, ChainManager, Header};
+use blyan_crypto::Hash;
+
+use crate::bounded_vec::BoundedVec;
+use crate::message::{
+    BlockBody, MAX_BODIES_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_LEN, SignedHeader,
+};
+
+/// The local chain as sync sees it.
+///
+/// Reads return `None` for anything not stored; an implementation over a database maps a
+/// read failure to `None` as well (sync then asks again later: it never penalizes a peer
+/// for a header whose parent we could not read, because such a header must still link
+/// to one we hold).
+pub trait SyncChain {
+    /// Height and hash of the canonical tip.
+    fn best(&self) -> (u64, Hash);
+
+    /// The canonical block hash at `height`.
+    fn canonical_hash(&self, height: u64) -> Option<Hash>;
+
+    /// The header of a stored block (canonical or side).
+    fn header(&self, hash: &Hash) -> Option<Header>;
+
+    /// A stored block (canonical or side).
+    fn block(&self, hash: &Hash) -> Option<Block>;
+
+    /// Checks a header against its parent and the local clock, with its signature
+    /// (producer of the slot, timestamps, height, `BlockValidator::verify_signed_header`).
+    fn verify_header(
+        &self,
+        header: &SignedHeader,
+        parent: &Header,
+        now_ms: u64,
+    ) -> Result<(), BlockError>;
+
+    /// Checks what a block proves about itself (`BlockValidator::verify_block`): mainly
+    /// that its transactions match the header's `tx_root` and are signed.
+    fn verify_body(&self, block: &Block) -> Result<(), BlockError>;
+}
+
+/// Hashes of the canonical chain from the tip back to genesis: the 10 newest one by one,
+/// then doubling the step, always ending with genesis. At most [`MAX_LOCATOR_LEN`].
+/// A server walks it and starts after the first hash on its own canonical chain, which
+/// is the fork point within a factor of two of the distance.
+pub fn block_locator(chain: &impl SyncChain) -> Vec<Hash> {
+    let (best, _) = chain.best();
+    let mut heights = Vec::new();
+    let mut height = best;
+    let mut step = 1u64;
+    while height > 0 && heights.len() < MAX_LOCATOR_LEN - 1 {
+        heights.push(height);
+        if heights.len() >= 10 {
+            step = step.saturating_mul(2);
+        }
+        height = height.saturating_sub(step);
+    }
+    heights.push(0);
+    heights
+        .into_iter()
+        .filter_map(|h| chain.canonical_hash(h))
+        .collect()
+}
+
+/// The answer to `GetHeaders`: canonical headers after the first locator hash that is on
+/// our canonical chain (after genesis when none is), at most `max` and
+/// [`MAX_HEADERS_PER_RESPONSE`].
+pub fn serve_headers(
+    chain: &impl SyncChain,
+    locator: &[Hash],
+    max: u32,
+) -> BoundedVec<SignedHeader, MAX_HEADERS_PER_RESPONSE> {
+    let start = locator
+        .iter()
+        .find_map(|hash| {
+            let header = chain.header(hash)?;
+            (chain.canonical_hash(header.height) == Some(*hash)).then_some(header.height)
+        })
+        .unwrap_or(0);
+    let (best, _) = chain.best();
+    let max = usize::try_from(max)
+        .unwrap_or(usize::MAX)
+        .min(MAX_HEADERS_PER_RESPONSE);
+    let headers = (start.saturating_add(1)..=best)
+        .take(max)
+        .map_while(|height| {
+            let hash = chain.canonical_hash(height)?;
+            chain.block(&hash).map(|block| SignedHeader::of(&block))
+        })
+        .collect();
+    BoundedVec::truncating(headers)
+}
+
+/// The answer to `GetBodies`: the bodies of a prefix of `hashes`, stopping at the first
+/// block we do not have or when the next body would pass `max_bytes` (at least one body is
+/// sent if we have it, so a large block always makes progress).
+pub fn serve_bodies(
+    chain: &impl SyncChain,
+    hashes: &[Hash],
+    max_bytes: usize,
+) -> BoundedVec<BlockBody, MAX_BODIES_PER_REQUEST> {
+    let mut bodies = Vec::new();
+    let mut total = 0usize;
+    for hash in hashes.iter().take(MAX_BODIES_PER_REQUEST) {
+        let Some(block) = chain.block(hash) else {
+            break;
+        };
+        let size = block.encoded_len().unwrap_or(usize::MAX);
+        if !bodies.is_empty() && total.saturating_add(size) > max_bytes {
+            break;
+        }
+        let Ok(body) = BlockBody::of(&block) else {
+            break;
+        };
+        total = total.saturating_add(size);
+        bodies.push(body);
+    }
+    BoundedVec::truncating(bodies)
+}
+
+/// The node's chain: reads from the store, checks with its `BlockValidator`. A storage
+/// failure reads as "not stored".
+impl SyncChain for ChainManager {
+    fn best(&self) -> (u64, Hash) {
+        let tip = self.tip();
+        (tip.height, tip.hash)
+    }
+
+    fn canonical_hash(&self, height: u64) -> Option<Hash> {
+        self.store().canonical_hash(height).ok().flatten()
+    }
+
+    fn header(&self, hash: &Hash) -> Option<Header> {
+        self.store()
+            .record(hash)
+            .ok()
+            .flatten()
+            .map(|record| record.header)
+    }
+
+    fn block(&self, hash: &Hash) -> Option<Block> {
+        self.get_block(hash).ok().flatten()
+    }
+
+    fn verify_header(
+        &self,
+        header: &SignedHeader,
+        parent: &Header,
+        now_ms: u64,
+    ) -> Result<(), BlockError> {
+        self.validator()
+            .verify_signed_header(&header.header, &header.signature, parent, now_ms)
+    }
+
+    fn verify_body(&self, block: &Block) -> Result<(), BlockError> {
+        self.validator().verify_block(block)
+    }
+}

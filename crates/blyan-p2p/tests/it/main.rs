@@ -1,0 +1,1 @@
+//! Integration tests of blyan-p2p's sans-IO cores, driven in simulated time.
