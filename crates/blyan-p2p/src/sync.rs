@@ -238,6 +238,8 @@ pub struct SyncScheduler {
     requests: HashMap<RequestId, InFlight>,
     headers_request: Option<RequestId>,
     next_request: u64,
+    /// Turns the choice of headers peer.
+    rotation: usize,
     /// Sources of the headers of the latest imported blocks, for [`Self::on_import_failed`].
     recent_sources: VecDeque<(Hash, PeerId)>,
 }
@@ -263,6 +265,7 @@ impl SyncScheduler {
             requests: HashMap::new(),
             headers_request: None,
             next_request: 0,
+            rotation: 0,
             recent_sources: VecDeque::new(),
         }
     }
@@ -743,13 +746,14 @@ impl SyncScheduler {
             return;
         }
         let tail = self.tail_height(chain);
-        let Some(peer) = self
-            .available(now, tail.saturating_add(1))
-            .into_iter()
-            .max_by_key(|p| (self.peers.get(p).map(|s| s.best_height), *p))
-        else {
+        // Rotate among the peers ahead of us: no single peer (or liar claiming a huge
+        // height) decides which chain we see, and a liar meets its penalty early.
+        let mut ahead = self.available(now, tail.saturating_add(1));
+        ahead.sort();
+        let Some(peer) = ahead.get(self.rotation % ahead.len().max(1)).copied() else {
             return;
         };
+        self.rotation = self.rotation.wrapping_add(1);
         // Continue from what we hold, then fall back on the chain's own locator so a peer
         // whose chain branched below our tail still finds the fork point.
         let mut locator: Vec<Hash> = self

@@ -1,1 +1,4 @@
 //! Integration tests of blyan-p2p's sans-IO cores, driven in simulated time.
+
+mod common;
+mod sync;

@@ -1,0 +1,410 @@
+//! Headers-first sync in simulated time: several fresh nodes sync one honest chain from
+//! honest servers, servers that send bad headers, servers that send bad bodies and servers
+//! that never answer. Every step checks the scheduler's bounds.
+
+use std::collections::{BTreeMap, HashSet};
+
+use blyan_consensus::{Block, Transaction};
+use blyan_crypto::{KeyPair, PeerId, Signature};
+use blyan_p2p::{
+    BlockBody, BoundedVec, RequestId, SignedHeader, SyncAction, SyncConfig, SyncFault,
+    SyncScheduler, serve_bodies, serve_headers,
+};
+use proptest::prelude::*;
+
+use crate::common::{CHAIN_ID, MemChain, build_chain, now, peer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Behaviour {
+    Honest,
+    /// Every header after the first carries a bad signature.
+    BadHeaders,
+    /// Every body carries an extra transaction (its `tx_root` no longer matches).
+    BadBodies,
+    /// Never answers.
+    Silent,
+}
+
+struct Server {
+    id: PeerId,
+    behaviour: Behaviour,
+    chain: MemChain,
+}
+
+struct Node {
+    sync: SyncScheduler,
+    chain: MemChain,
+}
+
+enum Reply {
+    Headers(Vec<SignedHeader>),
+    Bodies(Vec<BlockBody>),
+}
+
+struct Pending {
+    node: usize,
+    peer: PeerId,
+    request: RequestId,
+    reply: Reply,
+}
+
+struct Sim {
+    servers: Vec<Server>,
+    nodes: Vec<Node>,
+    queue: BTreeMap<(u64, u64), Pending>,
+    seq: u64,
+    rng: u64,
+    penalties: Vec<(PeerId, SyncFault)>,
+    max_held: usize,
+    cap: usize,
+    window: usize,
+    per_peer: usize,
+}
+
+fn config() -> SyncConfig {
+    SyncConfig {
+        header_batch: 40,
+        max_held_headers: 64,
+        body_window: 24,
+        bodies_per_request: 6,
+        max_requests_per_peer: 2,
+        ..SyncConfig::default()
+    }
+}
+
+fn bogus_tx() -> blyan_consensus::SignedTransaction {
+    let key = KeyPair::from_seed(&[77; 32]);
+    Transaction {
+        chain_id: CHAIN_ID,
+        from: key.public_key(),
+        to: key.address(),
+        amount: 1,
+        fee: 1,
+        nonce: 0,
+        data: Vec::new(),
+    }
+    .sign(&key)
+}
+
+impl Sim {
+    fn new(honest: &[Block], behaviours: &[Behaviour], nodes: usize, seed: u64) -> Self {
+        let servers = behaviours
+            .iter()
+            .enumerate()
+            .map(|(i, behaviour)| Server {
+                id: peer(100 + i as u32),
+                behaviour: *behaviour,
+                chain: MemChain::new(honest.to_vec()),
+            })
+            .collect();
+        let genesis_only = honest.iter().take(1).cloned().collect::<Vec<_>>();
+        let config = config();
+        let nodes = (0..nodes)
+            .map(|_| Node {
+                sync: SyncScheduler::new(config.clone()),
+                chain: MemChain::new(genesis_only.clone()),
+            })
+            .collect();
+        Self {
+            servers,
+            nodes,
+            queue: BTreeMap::new(),
+            seq: 0,
+            rng: seed | 1,
+            penalties: Vec::new(),
+            max_held: 0,
+            cap: config.max_held_headers,
+            window: config.body_window,
+            per_peer: config.max_requests_per_peer,
+        }
+    }
+
+    fn latency(&mut self) -> u64 {
+        // xorshift64: a seeded, reproducible 20..100 ms.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        20 + self.rng % 80
+    }
+
+    /// Every node learns every server's status.
+    fn announce_servers(&mut self, t: u64) {
+        for n in 0..self.nodes.len() {
+            for s in 0..self.servers.len() {
+                let (id, status) = (self.servers[s].id, self.servers[s].chain.status());
+                let node = &mut self.nodes[n];
+                let actions = node.sync.on_status(now(t), &node.chain, id, &status);
+                self.handle(n, t, actions);
+            }
+        }
+    }
+
+    fn handle(&mut self, n: usize, t: u64, actions: Vec<SyncAction>) {
+        for action in actions {
+            match action {
+                SyncAction::RequestHeaders {
+                    peer,
+                    request,
+                    locator,
+                    max,
+                } => {
+                    let Some(server) = self.servers.iter().find(|s| s.id == peer) else {
+                        continue;
+                    };
+                    let mut headers = serve_headers(&server.chain, &locator, max).into_inner();
+                    match server.behaviour {
+                        Behaviour::Silent => continue,
+                        Behaviour::BadHeaders => {
+                            for h in headers.iter_mut().skip(1) {
+                                h.signature = Signature::from_bytes([1; 64]);
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.send(t, n, peer, request, Reply::Headers(headers));
+                }
+                SyncAction::RequestBodies {
+                    peer,
+                    request,
+                    hashes,
+                } => {
+                    let Some(server) = self.servers.iter().find(|s| s.id == peer) else {
+                        continue;
+                    };
+                    let mut bodies = serve_bodies(&server.chain, &hashes, 1 << 20).into_inner();
+                    match server.behaviour {
+                        Behaviour::Silent => continue,
+                        Behaviour::BadBodies => {
+                            for body in &mut bodies {
+                                let mut txs = body.txs.to_vec();
+                                txs.push(bogus_tx());
+                                if let Ok(txs) = BoundedVec::try_new(txs, "txs") {
+                                    body.txs = txs;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.send(t, n, peer, request, Reply::Bodies(bodies));
+                }
+                SyncAction::Import { blocks } => {
+                    for block in blocks {
+                        let node = &mut self.nodes[n];
+                        assert_eq!(block.height(), node.chain.height() + 1, "imports in order");
+                        let hash = block.hash();
+                        if !node.chain.import(block) {
+                            let more = node.sync.on_import_failed(now(t), &node.chain, &hash);
+                            self.handle(n, t, more);
+                            break;
+                        }
+                    }
+                }
+                SyncAction::Penalize { peer, fault } => self.penalties.push((peer, fault)),
+            }
+        }
+        self.check_bounds(n);
+    }
+
+    fn send(&mut self, t: u64, node: usize, peer: PeerId, request: RequestId, reply: Reply) {
+        let at = t + self.latency();
+        self.seq += 1;
+        self.queue.insert(
+            (at, self.seq),
+            Pending {
+                node,
+                peer,
+                request,
+                reply,
+            },
+        );
+    }
+
+    fn check_bounds(&mut self, n: usize) {
+        let sync = &self.nodes[n].sync;
+        assert!(sync.held_headers() <= self.cap);
+        self.max_held = self.max_held.max(sync.held_headers());
+        let mut hashes = HashSet::new();
+        let mut per_peer: BTreeMap<PeerId, usize> = BTreeMap::new();
+        let mut bodies = 0;
+        for (_, peer, requested) in sync.in_flight() {
+            *per_peer.entry(peer).or_default() += 1;
+            for hash in requested {
+                bodies += 1;
+                assert!(hashes.insert(*hash), "a body is never in two requests");
+            }
+        }
+        assert!(bodies <= self.window, "bodies in flight stay in the window");
+        assert!(per_peer.values().all(|c| *c <= self.per_peer));
+    }
+
+    /// Runs until every node has `height` or `limit_ms` of simulated time passed.
+    fn run(&mut self, mut t: u64, height: u64, limit_ms: u64) -> u64 {
+        const TICK_MS: u64 = 250;
+        let mut next_tick = t + TICK_MS;
+        while t < limit_ms && self.nodes.iter().any(|n| n.chain.height() < height) {
+            let next_event = self.queue.keys().next().map(|(at, _)| *at);
+            if next_event.is_some_and(|at| at <= next_tick) {
+                let Some(((at, _), pending)) = self.queue.pop_first() else {
+                    break;
+                };
+                t = at;
+                let node = &mut self.nodes[pending.node];
+                let actions = match pending.reply {
+                    Reply::Headers(h) => {
+                        node.sync
+                            .on_headers(now(t), &node.chain, pending.peer, pending.request, h)
+                    }
+                    Reply::Bodies(b) => {
+                        node.sync
+                            .on_bodies(now(t), &node.chain, pending.peer, pending.request, b)
+                    }
+                };
+                self.handle(pending.node, t, actions);
+            } else {
+                t = next_tick;
+                next_tick += TICK_MS;
+                for n in 0..self.nodes.len() {
+                    let node = &mut self.nodes[n];
+                    let actions = node.sync.poll(now(t), &node.chain);
+                    self.handle(n, t, actions);
+                }
+            }
+        }
+        t
+    }
+
+    fn faults_of(&self, id: PeerId) -> Vec<SyncFault> {
+        self.penalties
+            .iter()
+            .filter(|(p, _)| *p == id)
+            .map(|(_, f)| *f)
+            .collect()
+    }
+}
+
+#[test]
+fn nodes_sync_the_honest_chain_despite_liars_and_silent_peers() {
+    let honest = build_chain(160, 0);
+    let behaviours = [
+        Behaviour::Honest,
+        Behaviour::BadHeaders,
+        Behaviour::Honest,
+        Behaviour::BadBodies,
+        Behaviour::Silent,
+        Behaviour::Honest,
+    ];
+    let mut sim = Sim::new(&honest, &behaviours, 2, 42);
+    sim.announce_servers(0);
+    let t = sim.run(0, 160, 600_000);
+    for node in &sim.nodes {
+        assert_eq!(
+            node.chain.blocks(),
+            &honest[..],
+            "the honest chain, in order"
+        );
+        let progress = node.sync.progress(&node.chain);
+        assert_eq!(progress.current_height, 160);
+        assert_eq!(progress.ratio, 1.0);
+        assert!(progress.peers_used >= 2, "bodies came from several peers");
+    }
+    assert!(sim.max_held <= 64);
+    for server in &sim.servers {
+        let faults = sim.faults_of(server.id);
+        match server.behaviour {
+            Behaviour::Honest => assert!(faults.is_empty(), "honest peers are not blamed"),
+            Behaviour::BadHeaders => assert!(faults.contains(&SyncFault::InvalidHeader)),
+            Behaviour::BadBodies => assert!(faults.contains(&SyncFault::InvalidBody)),
+            Behaviour::Silent => assert!(faults.contains(&SyncFault::Timeout)),
+        }
+    }
+    assert!(t < 600_000, "synced in {t} ms of simulated time");
+}
+
+#[test]
+fn a_node_that_fell_behind_catches_up_by_itself() {
+    let honest = build_chain(120, 0);
+    let mut sim = Sim::new(
+        &honest[..=50],
+        &[Behaviour::Honest, Behaviour::Honest],
+        1,
+        7,
+    );
+    sim.announce_servers(0);
+    let t = sim.run(0, 50, 100_000);
+    assert_eq!(sim.nodes[0].chain.height(), 50);
+
+    // The partition heals: the servers have moved on and say so in their status.
+    for server in &mut sim.servers {
+        for block in &honest[51..] {
+            assert!(server.chain.import(block.clone()));
+        }
+    }
+    let progress = sim.nodes[0].sync.progress(&sim.nodes[0].chain);
+    assert_eq!(progress.target_height, 50);
+    sim.announce_servers(t);
+    let node = &sim.nodes[0];
+    assert_eq!(node.sync.progress(&node.chain).target_height, 120);
+    sim.run(t, 120, t + 100_000);
+    assert_eq!(sim.nodes[0].chain.blocks(), &honest[..]);
+    assert!(sim.penalties.is_empty());
+}
+
+#[test]
+fn an_answer_longer_than_asked_is_refused_whole() {
+    let honest = build_chain(30, 0);
+    let server = MemChain::new(honest.clone());
+    let chain = MemChain::new(honest[..1].to_vec());
+    let mut sync = SyncScheduler::new(SyncConfig {
+        header_batch: 10,
+        ..config()
+    });
+    let actions = sync.on_status(now(0), &chain, peer(1), &server.status());
+    let Some(SyncAction::RequestHeaders { request, max, .. }) = actions.first().cloned() else {
+        panic!("expected a headers request, got {actions:?}");
+    };
+    assert_eq!(max, 10);
+    let too_many: Vec<_> = honest[1..=11].iter().map(SignedHeader::of).collect();
+    let actions = sync.on_headers(now(10), &chain, peer(1), request, too_many);
+    assert!(actions.contains(&SyncAction::Penalize {
+        peer: peer(1),
+        fault: SyncFault::Oversized
+    }));
+    assert_eq!(sync.held_headers(), 0);
+}
+
+#[test]
+fn an_unsolicited_answer_changes_nothing() {
+    let honest = build_chain(5, 0);
+    let chain = MemChain::new(honest[..1].to_vec());
+    let mut sync = SyncScheduler::new(config());
+    let headers: Vec<_> = honest[1..].iter().map(SignedHeader::of).collect();
+    let actions = sync.on_headers(now(0), &chain, peer(1), RequestId(99), headers);
+    assert!(actions.is_empty());
+    assert_eq!(sync.held_headers(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Whatever mix of servers (with at least one honest one) and latencies: the node
+    /// ends with the honest chain, and the bounds hold at every step.
+    #[test]
+    fn any_mix_of_peers_with_one_honest_syncs(
+        seed in any::<u64>(),
+        liars in proptest::collection::vec(0u8..4, 0..4),
+    ) {
+        let honest = build_chain(45, 0);
+        let mut behaviours = vec![Behaviour::Honest];
+        behaviours.extend(liars.iter().map(|b| match b {
+            0 => Behaviour::Honest,
+            1 => Behaviour::BadHeaders,
+            2 => Behaviour::BadBodies,
+            _ => Behaviour::Silent,
+        }));
+        let mut sim = Sim::new(&honest, &behaviours, 1, seed);
+        sim.announce_servers(0);
+        sim.run(0, 45, 3_600_000);
+        prop_assert_eq!(sim.nodes[0].chain.blocks(), &honest[..]);
+        prop_assert!(sim.max_held <= 64);
+    }
+}
