@@ -1,0 +1,429 @@
+//! Gossip in simulated time: 100 routers on a random graph spread blocks and transactions
+//! to every node with few duplicate full copies; plus the router's refusals.
+
+use std::collections::BTreeMap;
+
+use blyan_consensus::Transaction;
+use blyan_crypto::{Hash, KeyPair, PeerId, Signature};
+use blyan_p2p::{
+    GossipAction, GossipConfig, GossipEnvelope, GossipFault, GossipMessage, GossipPayload,
+    GossipRouter, Validation,
+};
+use blyan_security::PeerEvent;
+
+use crate::common::{CHAIN_ID, build_chain, now, peer};
+
+enum Event {
+    Message {
+        to: usize,
+        from: usize,
+        message: GossipMessage,
+    },
+    FetchRequest {
+        server: usize,
+        client: usize,
+        id: Hash,
+    },
+    FetchAnswer {
+        to: usize,
+        from: usize,
+        id: Hash,
+        envelope: Option<GossipEnvelope>,
+    },
+}
+
+struct Net {
+    routers: Vec<GossipRouter>,
+    ids: Vec<PeerId>,
+    queue: BTreeMap<(u64, u64), Event>,
+    seq: u64,
+    rng: u64,
+    /// Messages (pushes, announcements, fetch requests and answers) sent.
+    sent: u64,
+}
+
+impl Net {
+    /// `n` routers, each linked to `links` random others (both ways).
+    fn new(n: usize, links: usize, seed: u64) -> Self {
+        let ids: Vec<PeerId> = (0..n).map(|i| peer(i as u32)).collect();
+        let mut routers: Vec<GossipRouter> = (0..n)
+            .map(|i| {
+                GossipRouter::new(GossipConfig {
+                    seed: seed ^ i as u64,
+                    ..GossipConfig::new(CHAIN_ID)
+                })
+            })
+            .collect();
+        let mut net = Self {
+            routers: Vec::new(),
+            ids,
+            queue: BTreeMap::new(),
+            seq: 0,
+            rng: seed | 1,
+            sent: 0,
+        };
+        for i in 0..n {
+            let mut added = 0;
+            while added < links {
+                let j = (net.next() % n as u64) as usize;
+                if j != i {
+                    routers[i].add_peer(net.ids[j]);
+                    routers[j].add_peer(net.ids[i]);
+                    added += 1;
+                }
+            }
+        }
+        net.routers = routers;
+        net
+    }
+
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn index(&self, id: &PeerId) -> usize {
+        self.ids.iter().position(|p| p == id).unwrap_or(usize::MAX)
+    }
+
+    fn schedule(&mut self, t: u64, event: Event) {
+        let at = t + 10 + self.next() % 40;
+        self.seq += 1;
+        self.sent += 1;
+        self.queue.insert((at, self.seq), event);
+    }
+
+    fn handle(&mut self, node: usize, t: u64, actions: Vec<GossipAction>) {
+        for action in actions {
+            match action {
+                GossipAction::Send { to, message } => {
+                    let to = self.index(&to);
+                    self.schedule(
+                        t,
+                        Event::Message {
+                            to,
+                            from: node,
+                            message,
+                        },
+                    );
+                }
+                GossipAction::Fetch { from, id } => {
+                    let server = self.index(&from);
+                    self.schedule(
+                        t,
+                        Event::FetchRequest {
+                            server,
+                            client: node,
+                            id,
+                        },
+                    );
+                }
+                GossipAction::Deliver { id, .. } => {
+                    // The driver checks the payload here; every one in this network is valid.
+                    let relay = self.routers[node].validated(&id, Validation::Accept);
+                    self.handle(node, t, relay);
+                }
+                GossipAction::Penalize { peer, fault, .. } => {
+                    panic!("honest network, but {peer} penalized for {fault:?}")
+                }
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        while let Some(((t, _), event)) = self.queue.pop_first() {
+            match event {
+                Event::Message { to, from, message } => {
+                    let from_id = self.ids[from];
+                    let actions = self.routers[to].on_message(now(t), from_id, message);
+                    self.handle(to, t, actions);
+                }
+                Event::FetchRequest { server, client, id } => {
+                    let envelope = self.routers[server].envelope(&id).cloned();
+                    self.schedule(
+                        t,
+                        Event::FetchAnswer {
+                            to: client,
+                            from: server,
+                            id,
+                            envelope,
+                        },
+                    );
+                }
+                Event::FetchAnswer {
+                    to,
+                    from,
+                    id,
+                    envelope,
+                } => {
+                    let from_id = self.ids[from];
+                    let actions = self.routers[to].on_fetched(now(t), from_id, id, envelope);
+                    self.handle(to, t, actions);
+                }
+            }
+        }
+    }
+}
+
+fn tx_payload(nonce: u64) -> GossipPayload {
+    let key = KeyPair::from_seed(&[5; 32]);
+    GossipPayload::Tx(
+        Transaction {
+            chain_id: CHAIN_ID,
+            from: key.public_key(),
+            to: key.address(),
+            amount: 1,
+            fee: 1,
+            nonce,
+            data: Vec::new(),
+        }
+        .sign(&key),
+    )
+}
+
+#[test]
+fn gossip_reaches_all_100_nodes_with_few_duplicates() -> Result<(), Box<dyn std::error::Error>> {
+    const NODES: usize = 100;
+    let mut net = Net::new(NODES, 4, 2024);
+    let blocks = build_chain(5, 0);
+    let mut ids = Vec::new();
+    for (k, block) in blocks.iter().skip(1).enumerate() {
+        let origin = (k * 37) % NODES;
+        let key = KeyPair::from_seed(&[origin as u8; 32]);
+        let t = k as u64 * 1_000;
+        let payloads = [GossipPayload::Block(block.clone()), tx_payload(k as u64)];
+        for payload in payloads {
+            let actions = net.routers[origin].publish(now(t), &key, payload)?;
+            let published = actions.iter().find_map(|a| match a {
+                GossipAction::Send {
+                    message: GossipMessage::Envelope(e),
+                    ..
+                } => e.id().ok(),
+                GossipAction::Send {
+                    message: GossipMessage::Announce(a),
+                    ..
+                } => Some(a.id),
+                _ => None,
+            });
+            ids.extend(published);
+            net.handle(origin, t, actions);
+            net.run();
+        }
+    }
+    assert_eq!(ids.len(), 10);
+    let mut duplicates = 0u64;
+    for id in &ids {
+        for router in &net.routers {
+            let copies = router.duplicates_of(id);
+            assert!(copies.is_some(), "every node received every message");
+            duplicates += u64::from(copies.unwrap_or(0));
+        }
+    }
+    let per_node = duplicates as f64 / (ids.len() * NODES) as f64;
+    let messages = net.sent as f64 / (ids.len() * NODES) as f64;
+    eprintln!(
+        "gossip over {NODES} nodes: {per_node:.2} duplicate full copies per node per message, \
+         {messages:.2} messages sent per node per message"
+    );
+    assert!(per_node <= 2.0, "{per_node} duplicates per node");
+    Ok(())
+}
+
+fn signed(key: &KeyPair, nonce: u64, timestamp_ms: u64) -> GossipEnvelope {
+    match GossipEnvelope::sign(key, CHAIN_ID, nonce, timestamp_ms, tx_payload(nonce)) {
+        Ok(envelope) => envelope,
+        Err(error) => panic!("signing: {error}"),
+    }
+}
+
+fn router_with_peers(n: u32) -> GossipRouter {
+    let mut router = GossipRouter::new(GossipConfig::new(CHAIN_ID));
+    for i in 1..=n {
+        router.add_peer(peer(i));
+    }
+    router
+}
+
+#[test]
+fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() {
+    let key = KeyPair::from_seed(&[1; 32]);
+    let mut router = router_with_peers(9);
+    let t = now(0);
+    let envelope = signed(&key, 1, t.unix_ms());
+    let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(envelope)));
+    assert!(matches!(actions.as_slice(), [GossipAction::Deliver { .. }]));
+    let Some(GossipAction::Deliver { id, .. }) = actions.first() else {
+        return;
+    };
+    let actions = router.validated(id, Validation::Reject(PeerEvent::InvalidTransaction));
+    assert_eq!(
+        actions,
+        vec![GossipAction::Penalize {
+            peer: peer(1),
+            event: PeerEvent::InvalidTransaction,
+            fault: GossipFault::Invalid,
+        }]
+    );
+
+    let good = signed(&key, 2, t.unix_ms());
+    let actions = router.on_message(t, peer(2), GossipMessage::Envelope(Box::new(good)));
+    let Some(GossipAction::Deliver { id, .. }) = actions.first() else {
+        panic!("expected a delivery, got {actions:?}");
+    };
+    let relay = router.validated(id, Validation::Accept);
+    let pushes = relay
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                GossipAction::Send {
+                    message: GossipMessage::Envelope(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    // 8 peers may lack it (not the sender): ⌊√8⌋ = 2 pushes, 6 announcements.
+    assert_eq!(relay.len(), 8);
+    assert_eq!(pushes, 2);
+    assert!(
+        relay
+            .iter()
+            .all(|a| !matches!(a, GossipAction::Send { to, .. } if *to == peer(2)))
+    );
+    assert!(
+        router.validated(id, Validation::Accept).is_empty(),
+        "relayed once"
+    );
+}
+
+#[test]
+fn bad_signatures_replays_and_stale_messages_are_refused() {
+    let key = KeyPair::from_seed(&[1; 32]);
+    let mut router = router_with_peers(3);
+    let t = now(0);
+
+    let mut forged = signed(&key, 1, t.unix_ms());
+    forged.signature = Signature::from_bytes([3; 64]);
+    let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(forged)));
+    assert!(matches!(
+        actions.as_slice(),
+        [GossipAction::Penalize {
+            event: PeerEvent::InvalidSignature,
+            fault: GossipFault::BadSignature,
+            ..
+        }]
+    ));
+
+    let first = signed(&key, 5, t.unix_ms());
+    let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(first.clone())));
+    assert!(matches!(actions.as_slice(), [GossipAction::Deliver { .. }]));
+    // The same envelope again: a duplicate, counted, not blamed.
+    let again = router.on_message(t, peer(2), GossipMessage::Envelope(Box::new(first.clone())));
+    assert!(again.is_empty());
+    assert_eq!(
+        first.id().ok().and_then(|id| router.duplicates_of(&id)),
+        Some(1)
+    );
+
+    // Same origin and nonce, other content: a replay.
+    let mut other = signed(&key, 5, t.unix_ms() + 1);
+    other.nonce = 5;
+    let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(other)));
+    assert!(matches!(
+        actions.as_slice(),
+        [GossipAction::Penalize {
+            fault: GossipFault::Replay,
+            ..
+        }]
+    ));
+
+    // After the seen-cache forgot it, the old envelope is refused as stale, unblamed.
+    let later = now(200_000);
+    assert!(router.poll(later).is_empty());
+    assert_eq!(router.seen_len(), 0);
+    let replayed = router.on_message(later, peer(3), GossipMessage::Envelope(Box::new(first)));
+    assert!(replayed.is_empty());
+    assert_eq!(router.stats().received, 1);
+}
+
+#[test]
+fn a_failed_fetch_goes_to_the_next_announcer() {
+    let key = KeyPair::from_seed(&[1; 32]);
+    let t = now(0);
+    let envelope = signed(&key, 1, t.unix_ms());
+    let Ok(id) = envelope.id() else {
+        panic!("id");
+    };
+    let announce = blyan_p2p::Announce {
+        id,
+        hash: envelope.payload.hash(),
+        height: 0,
+        is_block: false,
+    };
+    let mut router = router_with_peers(3);
+    let first = router.on_message(t, peer(1), GossipMessage::Announce(announce));
+    assert_eq!(first, vec![GossipAction::Fetch { from: peer(1), id }]);
+    assert!(
+        router
+            .on_message(t, peer(2), GossipMessage::Announce(announce))
+            .is_empty()
+    );
+    assert_eq!(router.pending_fetches(), 1);
+
+    // Peer 1 times out: blamed, and peer 2 is asked.
+    let actions = router.poll(now(6_000));
+    assert_eq!(
+        actions,
+        vec![
+            GossipAction::Penalize {
+                peer: peer(1),
+                event: PeerEvent::Timeout,
+                fault: GossipFault::Timeout,
+            },
+            GossipAction::Fetch { from: peer(2), id },
+        ]
+    );
+    // A late answer from peer 1 is ignored; peer 2's answer is delivered.
+    assert!(
+        router
+            .on_fetched(now(6_001), peer(1), id, Some(envelope.clone()))
+            .is_empty()
+    );
+    let actions = router.on_fetched(now(6_002), peer(2), id, Some(envelope));
+    assert!(matches!(actions.as_slice(), [GossipAction::Deliver { .. }]));
+    assert_eq!(router.pending_fetches(), 0);
+}
+
+#[test]
+fn the_seen_cache_and_fetches_stay_bounded_under_a_flood() {
+    let key = KeyPair::from_seed(&[1; 32]);
+    let mut router = GossipRouter::new(GossipConfig {
+        seen_capacity: 16,
+        max_pending_fetches: 4,
+        max_held_envelopes: 2,
+        ..GossipConfig::new(CHAIN_ID)
+    });
+    router.add_peer(peer(1));
+    let t = now(0);
+    for nonce in 1..=40 {
+        let envelope = signed(&key, nonce, t.unix_ms());
+        let _ = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(envelope)));
+        let announce = blyan_p2p::Announce {
+            id: Hash::from_bytes([nonce as u8; 32]),
+            hash: Hash::ZERO,
+            height: 0,
+            is_block: false,
+        };
+        let _ = router.on_message(t, peer(1), GossipMessage::Announce(announce));
+        assert!(router.seen_len() <= 16);
+        assert!(router.pending_fetches() <= 4);
+    }
+    let held = (38..=40)
+        .filter_map(|n| signed(&key, n, t.unix_ms()).id().ok())
+        .filter(|id| router.envelope(id).is_some())
+        .count();
+    assert_eq!(held, 2, "only the newest envelopes are kept for fetches");
+}
