@@ -7,7 +7,7 @@ use blyan_consensus::Transaction;
 use blyan_crypto::{Hash, KeyPair, PeerId, Signature};
 use blyan_p2p::{
     GossipAction, GossipConfig, GossipEnvelope, GossipFault, GossipMessage, GossipPayload,
-    GossipRouter, Validation,
+    GossipRouter, MessageError, Validation,
 };
 use blyan_security::PeerEvent;
 
@@ -28,7 +28,7 @@ enum Event {
         to: usize,
         from: usize,
         id: Hash,
-        envelope: Option<GossipEnvelope>,
+        envelope: Option<Box<GossipEnvelope>>,
     },
 }
 
@@ -40,6 +40,7 @@ struct Net {
     rng: u64,
     /// Messages (pushes, announcements, fetch requests and answers) sent.
     sent: u64,
+    penalties: Vec<(PeerId, GossipFault)>,
 }
 
 impl Net {
@@ -61,6 +62,7 @@ impl Net {
             seq: 0,
             rng: seed | 1,
             sent: 0,
+            penalties: Vec::new(),
         };
         for i in 0..n {
             let mut added = 0;
@@ -125,9 +127,7 @@ impl Net {
                     let relay = self.routers[node].validated(&id, Validation::Accept);
                     self.handle(node, t, relay);
                 }
-                GossipAction::Penalize { peer, fault, .. } => {
-                    panic!("honest network, but {peer} penalized for {fault:?}")
-                }
+                GossipAction::Penalize { peer, fault, .. } => self.penalties.push((peer, fault)),
             }
         }
     }
@@ -141,7 +141,7 @@ impl Net {
                     self.handle(to, t, actions);
                 }
                 Event::FetchRequest { server, client, id } => {
-                    let envelope = self.routers[server].envelope(&id).cloned();
+                    let envelope = self.routers[server].envelope(&id).cloned().map(Box::new);
                     self.schedule(
                         t,
                         Event::FetchAnswer {
@@ -159,7 +159,8 @@ impl Net {
                     envelope,
                 } => {
                     let from_id = self.ids[from];
-                    let actions = self.routers[to].on_fetched(now(t), from_id, id, envelope);
+                    let actions =
+                        self.routers[to].on_fetched(now(t), from_id, id, envelope.map(|e| *e));
                     self.handle(to, t, actions);
                 }
             }
@@ -228,14 +229,12 @@ fn gossip_reaches_all_100_nodes_with_few_duplicates() -> Result<(), Box<dyn std:
          {messages:.2} messages sent per node per message"
     );
     assert!(per_node <= 2.0, "{per_node} duplicates per node");
+    assert!(net.penalties.is_empty(), "honest nodes are not blamed");
     Ok(())
 }
 
-fn signed(key: &KeyPair, nonce: u64, timestamp_ms: u64) -> GossipEnvelope {
-    match GossipEnvelope::sign(key, CHAIN_ID, nonce, timestamp_ms, tx_payload(nonce)) {
-        Ok(envelope) => envelope,
-        Err(error) => panic!("signing: {error}"),
-    }
+fn signed(key: &KeyPair, nonce: u64, timestamp_ms: u64) -> Result<GossipEnvelope, MessageError> {
+    GossipEnvelope::sign(key, CHAIN_ID, nonce, timestamp_ms, tx_payload(nonce))
 }
 
 fn router_with_peers(n: u32) -> GossipRouter {
@@ -247,15 +246,16 @@ fn router_with_peers(n: u32) -> GossipRouter {
 }
 
 #[test]
-fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() {
+fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() -> Result<(), MessageError>
+{
     let key = KeyPair::from_seed(&[1; 32]);
     let mut router = router_with_peers(9);
     let t = now(0);
-    let envelope = signed(&key, 1, t.unix_ms());
+    let envelope = signed(&key, 1, t.unix_ms())?;
     let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(envelope)));
     assert!(matches!(actions.as_slice(), [GossipAction::Deliver { .. }]));
     let Some(GossipAction::Deliver { id, .. }) = actions.first() else {
-        return;
+        panic!("expected a delivery, got {actions:?}");
     };
     let actions = router.validated(id, Validation::Reject(PeerEvent::InvalidTransaction));
     assert_eq!(
@@ -267,7 +267,7 @@ fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() {
         }]
     );
 
-    let good = signed(&key, 2, t.unix_ms());
+    let good = signed(&key, 2, t.unix_ms())?;
     let actions = router.on_message(t, peer(2), GossipMessage::Envelope(Box::new(good)));
     let Some(GossipAction::Deliver { id, .. }) = actions.first() else {
         panic!("expected a delivery, got {actions:?}");
@@ -297,15 +297,16 @@ fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() {
         router.validated(id, Validation::Accept).is_empty(),
         "relayed once"
     );
+    Ok(())
 }
 
 #[test]
-fn bad_signatures_replays_and_stale_messages_are_refused() {
+fn bad_signatures_replays_and_stale_messages_are_refused() -> Result<(), MessageError> {
     let key = KeyPair::from_seed(&[1; 32]);
     let mut router = router_with_peers(3);
     let t = now(0);
 
-    let mut forged = signed(&key, 1, t.unix_ms());
+    let mut forged = signed(&key, 1, t.unix_ms())?;
     forged.signature = Signature::from_bytes([3; 64]);
     let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(forged)));
     assert!(matches!(
@@ -317,7 +318,7 @@ fn bad_signatures_replays_and_stale_messages_are_refused() {
         }]
     ));
 
-    let first = signed(&key, 5, t.unix_ms());
+    let first = signed(&key, 5, t.unix_ms())?;
     let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(first.clone())));
     assert!(matches!(actions.as_slice(), [GossipAction::Deliver { .. }]));
     // The same envelope again: a duplicate, counted, not blamed.
@@ -329,7 +330,7 @@ fn bad_signatures_replays_and_stale_messages_are_refused() {
     );
 
     // Same origin and nonce, other content: a replay.
-    let mut other = signed(&key, 5, t.unix_ms() + 1);
+    let mut other = signed(&key, 5, t.unix_ms() + 1)?;
     other.nonce = 5;
     let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(other)));
     assert!(matches!(
@@ -347,16 +348,15 @@ fn bad_signatures_replays_and_stale_messages_are_refused() {
     let replayed = router.on_message(later, peer(3), GossipMessage::Envelope(Box::new(first)));
     assert!(replayed.is_empty());
     assert_eq!(router.stats().received, 1);
+    Ok(())
 }
 
 #[test]
-fn a_failed_fetch_goes_to_the_next_announcer() {
+fn a_failed_fetch_goes_to_the_next_announcer() -> Result<(), MessageError> {
     let key = KeyPair::from_seed(&[1; 32]);
     let t = now(0);
-    let envelope = signed(&key, 1, t.unix_ms());
-    let Ok(id) = envelope.id() else {
-        panic!("id");
-    };
+    let envelope = signed(&key, 1, t.unix_ms())?;
+    let id = envelope.id()?;
     let announce = blyan_p2p::Announce {
         id,
         hash: envelope.payload.hash(),
@@ -395,10 +395,11 @@ fn a_failed_fetch_goes_to_the_next_announcer() {
     let actions = router.on_fetched(now(6_002), peer(2), id, Some(envelope));
     assert!(matches!(actions.as_slice(), [GossipAction::Deliver { .. }]));
     assert_eq!(router.pending_fetches(), 0);
+    Ok(())
 }
 
 #[test]
-fn the_seen_cache_and_fetches_stay_bounded_under_a_flood() {
+fn the_seen_cache_and_fetches_stay_bounded_under_a_flood() -> Result<(), MessageError> {
     let key = KeyPair::from_seed(&[1; 32]);
     let mut router = GossipRouter::new(GossipConfig {
         seen_capacity: 16,
@@ -409,7 +410,7 @@ fn the_seen_cache_and_fetches_stay_bounded_under_a_flood() {
     router.add_peer(peer(1));
     let t = now(0);
     for nonce in 1..=40 {
-        let envelope = signed(&key, nonce, t.unix_ms());
+        let envelope = signed(&key, nonce, t.unix_ms())?;
         let _ = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(envelope)));
         let announce = blyan_p2p::Announce {
             id: Hash::from_bytes([nonce as u8; 32]),
@@ -422,8 +423,9 @@ fn the_seen_cache_and_fetches_stay_bounded_under_a_flood() {
         assert!(router.pending_fetches() <= 4);
     }
     let held = (38..=40)
-        .filter_map(|n| signed(&key, n, t.unix_ms()).id().ok())
+        .filter_map(|n| signed(&key, n, t.unix_ms()).ok()?.id().ok())
         .filter(|id| router.envelope(id).is_some())
         .count();
     assert_eq!(held, 2, "only the newest envelopes are kept for fetches");
+    Ok(())
 }
