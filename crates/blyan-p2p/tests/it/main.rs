@@ -2,4 +2,5 @@
 
 mod common;
 mod gossip;
+mod peer_set;
 mod sync;
