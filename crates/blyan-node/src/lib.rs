@@ -1,16 +1,88 @@
 //! # blyan-node: the node operators run
 //!
-//! **Status: not built yet.** This crate holds no code today; this essay says what it
-//! will hold. Until it exists, the README's run command runs the `quickstart` example,
-//! which exercises the built crates for real.
+//! Configuration, the command line, the HTTP API, block production, metrics and graceful
+//! shutdown, wired around the chain of `blyan-consensus`. The `blyan-node` binary is a thin
+//! layer over this library: it parses the command line, installs logging and the
+//! Prometheus exporter, and runs a [`Node`] until SIGINT or SIGTERM.
 //!
-//! ## What it will hold
+//! ## Main types and data flow
 //!
-//! - Configuration from `config/node.yaml` merged with the environment (`NODE_ID`,
-//!   `LOG_LEVEL`, `LOG_FORMAT`, `BLYAN_<SECTION>__<KEY>`); unknown keys are errors.
-//! - The CLI: `run` (the default), `keygen`, `key rotate-passphrase`, `init`,
-//!   `devnet --nodes N` and `status`.
-//! - The HTTP API (`/health`, `/api/status`, `/api/blocks/...`, `POST /api/tx`, ...),
-//!   the block production loop for validators, metrics and logs, and graceful shutdown.
-//! - The zero-setup default: with no configuration, a single-validator dev chain with
-//!   its database in `./data`, the API on 127.0.0.1:8080 and metrics on 127.0.0.1:9090.
+//! - [`NodeConfig`] has one section per component (`node`, `network`, `bootstrap`,
+//!   `security`, `metrics`, `api`, `storage`, `consensus`, `mempool`, `logging`).
+//!   [`NodeConfig::load`] merges the YAML file with the environment (`NODE_ID`,
+//!   `LOG_LEVEL`, `LOG_FORMAT`, `BLYAN_<SECTION>__<KEY>`); an unknown key or a bad value is
+//!   a [`ConfigError`] naming the key and its source (file path or variable).
+//! - [`Node::open`] loads the encrypted node key ([`load_node_key`]), the genesis (a file
+//!   from `blyan-node init`, or the dev genesis it creates on first start) and the redb
+//!   database, resuming at its tip. [`Node::start`] serves the API and, for a validator,
+//!   produces a block in each of its slots from the mempool.
+//! - A [`NodeHandle`] reaches the chain: the `ChainManager` and the `Mempool` sit behind
+//!   one lock and every operation runs on the blocking pool. [`NodeHandle::submit_tx`] and
+//!   [`NodeHandle::import_block`] are where transactions and blocks enter;
+//!   [`NodeHandle::subscribe`] yields [`NodeEvent`]s to gossip. That is where the
+//!   peer-to-peer service (`blyan-p2p`) attaches.
+//! - [`api::router`] is the HTTP API; [`ApiClient`] a small client for it.
+//!
+//! ## Guarantees
+//!
+//! - Every block import is one database transaction (see `blyan-consensus`): a restart,
+//!   clean or not, resumes at the last committed tip with the same key and genesis.
+//! - [`RunningNode::shutdown`] answers 503 to new requests, lets open requests and the
+//!   current import finish, then flushes and closes the database.
+//! - Bounded: request bodies (`api.max_body_bytes`), request time, the mempool, the event
+//!   channel ([`EVENT_CAPACITY`]), genesis and passphrase files read.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use blyan_node::{Node, NodeConfig, NodeOptions};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = NodeConfig::load(None, [("BLYAN_STORAGE__PATH".into(), "/tmp/blyan".into())])?;
+//! let node = Node::open(config, NodeOptions::default())?;
+//! let running = node.start().await?;
+//! let status = running.handle().chain_status().await?;
+//! println!("serving {} at height {}", running.api_addr(), status.height);
+//! running.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+mod api_client;
+mod api_types;
+mod banner;
+mod cli;
+mod config;
+mod config_source;
+mod error;
+mod genesis_file;
+mod node;
+mod node_key;
+
+pub use api_client::{ApiClient, ApiResponse, ClientError, MAX_RESPONSE_BYTES};
+pub use api_types::{
+    AccountView, BlockView, ErrorBody, ForkView, HeaderView, HealthView, ProofView, StatusView,
+    TxAccepted, TxBody, TxBodyError, TxView,
+};
+pub use banner::Banner;
+pub use cli::{Cli, Command, InitArgs, KeyCommand, parse_balance};
+pub use config::{
+    ApiConfig, BootstrapConfig, BootstrapNode, ConsensusConfig, LoggingConfig, MAX_API_BODY_BYTES,
+    MempoolSection, MetricsConfig, NetworkConfig, NodeConfig, NodeSection, Role, SecurityConfig,
+    StorageConfig, UnknownRole,
+};
+pub use config_source::{ConfigError, ENV_PREFIX, env_key};
+pub use error::{NodeError, SubmitError};
+pub use genesis_file::{
+    DEV_VALIDATOR_BALANCE, GenesisFileError, GenesisSpec, GenesisSpecError, MAX_GENESIS_FILE_BYTES,
+    dev_genesis, read_genesis, write_genesis,
+};
+pub use node::{
+    AccountAtTip, ChainStatus, DATABASE_FILE, DEV_GENESIS_FILE, EVENT_CAPACITY, EnvLookup, Node,
+    NodeEvent, NodeHandle, NodeInfo, NodeOptions, RunningNode,
+};
+pub use node_key::{
+    KeyError, PassphraseSource, dev_passphrase_path, load_node_key, read_passphrase_file,
+    resolve_passphrase,
+};
