@@ -62,15 +62,22 @@
 #[cfg(feature = "async-io")]
 mod async_io;
 mod canonical;
+mod certificate;
 mod codec;
 mod compression;
 mod error;
 mod frame;
 mod limits;
 pub mod network_serializer;
+#[cfg(feature = "transport")]
+mod transport;
 mod value_extent;
 
 pub use canonical::{from_canonical_bytes, from_canonical_bytes_exact, to_canonical_bytes};
+pub use certificate::{
+    CertificateError, MAX_CERTIFICATE_LEN, peer_id_of_certificate, self_signed_certificate,
+    verify_peer_certificate,
+};
 pub use codec::{Codec, FLAG_ZSTD, KNOWN_FLAGS};
 pub use error::{CodecError, DecodeError, EncodeError};
 pub use frame::{FRAME_HEADER_LEN, FrameDecoder, split_frame};
@@ -78,3 +85,5 @@ pub use limits::{
     Compression, DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_MAX_DECOMPRESSED_LEN, DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_FRAME_LEN, DEFAULT_ZSTD_LEVEL, Limits,
 };
+#[cfg(feature = "transport")]
+pub use transport::*;
