@@ -380,6 +380,30 @@ mod tests {
         Ok(())
     }
 
+    /// The test vectors of `docs/protocol.md`, "Peer protocol".
+    #[test]
+    fn encodings_match_the_spec_vectors() -> Result<(), MessageError> {
+        let ping = SyncRequest::Ping { nonce: 7 };
+        assert_eq!(
+            ping.encode()?,
+            [0x00, 0x81, 0xa4, b'P', b'i', b'n', b'g', 0x91, 0x07]
+        );
+        let none = SyncResponse::Block(None);
+        assert_eq!(
+            none.encode()?,
+            [0x00, 0x81, 0xa5, b'B', b'l', b'o', b'c', b'k', 0xc0]
+        );
+        let get = SyncRequest::GetBodies {
+            hashes: BoundedVec::try_new(vec![Hash::from_bytes([0xab; 32])], "hashes")?,
+        };
+        let mut expected = vec![0x00, 0x81, 0xa9];
+        expected.extend_from_slice(b"GetBodies");
+        expected.extend_from_slice(&[0x91, 0x91, 0xc4, 0x20]);
+        expected.extend_from_slice(&[0xab; 32]);
+        assert_eq!(get.encode()?, expected);
+        Ok(())
+    }
+
     #[test]
     fn an_oversized_locator_is_a_decode_error() -> Result<(), MessageError> {
         #[derive(Serialize)]
