@@ -59,18 +59,26 @@
 //! identity and table; bootstrap and bucket refresh; the tokio driver over QUIC and the
 //! `Dht` face; a 10,000-node simulator with churn; disjoint-path lookups.
 
+mod bounded;
 mod distance;
 mod lookup;
 mod node;
 mod node_record;
+mod record_cache;
 mod record_store;
 mod routing_table;
+mod rpc;
 mod time;
 
 pub use distance::{Distance, KEY_BITS, Key};
 pub use lookup::{Lookup, LookupAction, LookupConfig, LookupResult, LookupStats};
 pub use node::{MAX_ADDRS, NodeInfo, NodeInfoError, Subnet, take_diverse};
 pub use node_record::{MAX_RECORD_LEN, NodeRecord, RecordError};
+pub use record_cache::RecordCache;
 pub use record_store::{PutOutcome, RecordStore, RecordStoreConfig, StoreError, StoredValue};
 pub use routing_table::{Entry, InsertOutcome, Rejection, RoutingConfig, RoutingTable};
+pub use rpc::{
+    DhtRequest, FoundValue, MAX_MESSAGE_LEN, MAX_NODES_PER_RESPONSE, MAX_VALUE_LEN,
+    MAX_VALUES_PER_RESPONSE, PROTOCOL_ID, Refusal, Reply, Response, RpcError, dht_codec,
+};
 pub use time::Timestamp;

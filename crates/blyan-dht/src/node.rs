@@ -2,7 +2,9 @@
 //! subnet those addresses put it in for IP-diversity limits.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use blyan_crypto::PeerId;
 
@@ -17,10 +19,30 @@ pub const MAX_ADDRS: usize = 4;
 /// The first address is the primary one: the address the node answered us from. It decides
 /// the node's [`Subnet`] for the eclipse-resistance limits, so a node cannot escape them by
 /// listing a far-away address first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// A node learned from the network also carries the signed [`NodeRecord`](crate::NodeRecord)
+/// it was verified from ([`record`](Self::record)), so that we can relay it to others
+/// without re-signing or re-fetching; equality and hashing ignore it.
+#[derive(Clone, Debug)]
 pub struct NodeInfo {
     peer_id: PeerId,
     addrs: Vec<SocketAddr>,
+    record: Option<Arc<[u8]>>,
+}
+
+impl PartialEq for NodeInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.peer_id == other.peer_id && self.addrs == other.addrs
+    }
+}
+
+impl Eq for NodeInfo {}
+
+impl Hash for NodeInfo {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.peer_id.hash(state);
+        self.addrs.hash(state);
+    }
 }
 
 /// Why a [`NodeInfo`] could not be built.
@@ -59,7 +81,21 @@ impl NodeInfo {
         Ok(Self {
             peer_id,
             addrs: unique,
+            record: None,
         })
+    }
+
+    /// This node with the encoded signed record it was verified from attached.
+    #[must_use]
+    pub fn with_record(mut self, record: Arc<[u8]>) -> Self {
+        self.record = Some(record);
+        self
+    }
+
+    /// The encoded signed record this node was learned from, if any: what we relay when we
+    /// list the node in an answer. Nodes given by configuration (seeds) have none.
+    pub fn record(&self) -> Option<&Arc<[u8]>> {
+        self.record.as_ref()
     }
 
     /// The node's id.
