@@ -100,7 +100,10 @@ fn source_name(metadata: Option<&Metadata>) -> String {
 
 fn invalid(error: figment::Error) -> ConfigError {
     let mut key = error.path.clone();
-    if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+    // figment usually puts the unknown field at the end of the path already.
+    if let figment::error::Kind::UnknownField(field, _) = &error.kind
+        && key.last() != Some(field)
+    {
         key.push(field.clone());
     }
     let reason = match &error.kind {

@@ -1,1 +1,11 @@
-//! Integration tests.
+//! Integration tests of the node: configuration, the HTTP API against a real node, block
+//! production and restarts, and the built binary as a process.
+
+// Helpers outside `#[test]` functions may panic too: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api;
+mod config;
+mod process;
+mod production;
+mod support;
