@@ -17,7 +17,9 @@ use crate::transport::config::TransportConfig;
 use crate::transport::error::{ConnectionLost, RequestError, ResetCode, SendError, close_code};
 use crate::transport::inbound::{Inbound, InboundContext, run_inbound};
 use crate::transport::protocol::Protocol;
-use crate::transport::stream::{frame_header, read_body, read_response_head, write_stream};
+use crate::transport::stream::{
+    acknowledged, frame_header, read_body, read_response_head, write_stream,
+};
 
 /// Complete inbound requests and messages waiting for `accept_inbound`, per connection.
 /// Stream limits and the byte budget bound what waits behind this queue.
@@ -122,7 +124,8 @@ impl Connection {
     }
 
     /// Sends `message` one way on a new unidirectional stream tagged `protocol`. Returns
-    /// once the bytes are handed to QUIC (delivery is reliable unless the peer resets).
+    /// once the peer's QUIC stack has acknowledged every byte (not once the application
+    /// handled it), bounded by the request timeout.
     pub async fn send_message<T: Serialize + ?Sized>(
         &self,
         protocol: Protocol,
@@ -222,7 +225,11 @@ impl Connection {
         let mut prefixed = Vec::with_capacity(1 + head.len());
         prefixed.push(protocol.0);
         prefixed.extend_from_slice(head);
-        match timeout_at(deadline, write_stream(&mut send, &prefixed, body)).await {
+        let delivered = async {
+            write_stream(&mut send, &prefixed, body).await?;
+            acknowledged(&mut send).await
+        };
+        match timeout_at(deadline, delivered).await {
             Ok(result) => result,
             Err(_) => {
                 let _ = send.reset(ResetCode::Timeout.var_int());

@@ -59,8 +59,9 @@ impl ResetCode {
         quinn::VarInt::from_u64(self.to_u64()).unwrap_or(quinn::VarInt::MAX)
     }
 
-    /// The code that fits a codec failure on a received frame.
-    pub(crate) fn for_codec_error(err: &CodecError) -> Self {
+    /// The code that fits a failure to read or decode a received frame: `TooLarge` for
+    /// size limits (frame or decompressed), `Malformed` for everything else.
+    pub fn for_codec_error(err: &CodecError) -> Self {
         match err {
             CodecError::FrameTooLarge { .. } | CodecError::DecompressedTooLarge { .. } => {
                 Self::TooLarge

@@ -12,7 +12,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::transport::error::{ReadFailure, ResetCode, SendError};
 use crate::transport::protocol::Protocol;
-use crate::transport::stream::{frame_header, read_body, read_request_head, write_stream};
+use crate::transport::stream::{
+    acknowledged, frame_header, read_body, read_request_head, write_stream,
+};
 use crate::{Codec, CodecError};
 
 /// Something a peer sent on a connection.
@@ -54,7 +56,9 @@ impl InboundRequest {
         self.codec.deserialize(&self.message)
     }
 
-    /// Sends `response` as the one response frame and finishes the stream.
+    /// Sends `response` as the one response frame, finishes the stream and waits until the
+    /// peer has acknowledged it (so the connection may be dropped right after), bounded by
+    /// the request timeout.
     pub async fn respond<T: Serialize + ?Sized>(self, response: &T) -> Result<(), SendError> {
         let frame = self.codec.frame(response).map_err(SendError::Encode)?;
         self.send_frame(&[], &frame).await
@@ -87,7 +91,11 @@ impl InboundRequest {
             });
         };
         let after = self.send_timeout;
-        match tokio::time::timeout(after, write_stream(&mut send, head, body)).await {
+        let delivered = async {
+            write_stream(&mut send, head, body).await?;
+            acknowledged(&mut send).await
+        };
+        match tokio::time::timeout(after, delivered).await {
             Ok(result) => result,
             Err(_) => {
                 let _ = send.reset(ResetCode::Timeout.var_int());

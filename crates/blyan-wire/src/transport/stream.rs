@@ -37,6 +37,23 @@ pub(crate) async fn write_stream(
     Ok(())
 }
 
+/// Waits until the peer has acknowledged every byte of a finished stream, so that the
+/// caller may drop the connection without losing what it sent.
+pub(crate) async fn acknowledged(send: &mut quinn::SendStream) -> Result<(), SendError> {
+    match send.stopped().await {
+        Ok(None) => Ok(()),
+        Ok(Some(code)) => Err(SendError::Stopped {
+            code: crate::ResetCode::from_u64(code.into_inner()),
+        }),
+        Err(quinn::StoppedError::ConnectionLost(lost)) => Err(SendError::ConnectionLost(
+            crate::transport::error::ConnectionLost(lost),
+        )),
+        Err(quinn::StoppedError::ZeroRttRejected) => Err(SendError::Stopped {
+            code: crate::ResetCode::Refused,
+        }),
+    }
+}
+
 /// Reads the protocol byte and the frame length of a request or message stream.
 pub(crate) async fn read_request_head(
     recv: &mut quinn::RecvStream,

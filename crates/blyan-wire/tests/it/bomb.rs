@@ -11,7 +11,7 @@ const BLOCK: usize = 128 * 1024;
 
 /// A hand-built zstd frame of `blocks` RLE blocks of 128 KiB zeros (4 bytes per block, the
 /// best ratio zstd allows: 32768:1), without a content size in its header.
-fn rle_bomb(blocks: usize) -> Vec<u8> {
+pub(crate) fn rle_bomb(blocks: usize) -> Vec<u8> {
     let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd]; // magic number, little-endian
     frame.push(0x00); // descriptor: no content size, not single-segment, no checksum
     frame.push(0x38); // window descriptor: 2^(10 + 7) = 128 KiB
@@ -24,7 +24,7 @@ fn rle_bomb(blocks: usize) -> Vec<u8> {
     frame
 }
 
-fn message(zstd_payload: &[u8]) -> Vec<u8> {
+pub(crate) fn message(zstd_payload: &[u8]) -> Vec<u8> {
     let mut message = vec![FLAG_ZSTD];
     message.extend_from_slice(zstd_payload);
     message

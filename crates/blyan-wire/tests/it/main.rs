@@ -15,6 +15,14 @@ mod bomb;
 mod frames;
 mod model;
 mod roundtrip;
+#[cfg(feature = "transport")]
+mod transport;
+#[cfg(feature = "transport")]
+mod transport_abuse;
+#[cfg(feature = "sim")]
+mod transport_sim;
+#[cfg(feature = "transport")]
+mod transport_support;
 
 #[global_allocator]
 static ALLOCATOR: alloc_meter::CountingAllocator = alloc_meter::CountingAllocator;
