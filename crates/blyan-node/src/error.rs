@@ -13,7 +13,7 @@ use crate::node_key::KeyError;
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// The data directory could not be created.
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {path}")]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -37,7 +37,7 @@ pub enum NodeError {
     #[error("role {0} needs the peer-to-peer layer (blyan-p2p), which this build lacks")]
     RoleUnavailable(Role),
     /// The API address could not be bound.
-    #[error("cannot serve the API on {addr}: {source}")]
+    #[error("cannot serve the API on {addr}")]
     ApiBind {
         /// The address.
         addr: SocketAddr,

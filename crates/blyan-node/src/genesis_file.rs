@@ -27,7 +27,7 @@ pub const DEV_VALIDATOR_BALANCE: u64 = 1_000_000_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum GenesisFileError {
     /// The file could not be read or written.
-    #[error("{op} genesis file {path}: {source}")]
+    #[error("cannot {op} genesis file {path}")]
     Io {
         /// What was being done.
         op: &'static str,
@@ -56,7 +56,7 @@ pub enum GenesisFileError {
         reason: String,
     },
     /// The document parses but cannot start a chain.
-    #[error("genesis file {path}: {source}")]
+    #[error("genesis file {path} is unusable")]
     Unusable {
         /// The file.
         path: PathBuf,

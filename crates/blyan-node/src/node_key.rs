@@ -42,7 +42,7 @@ pub enum KeyError {
         reason: String,
     },
     /// The key file could not be opened or created.
-    #[error("node key {path}: {source}")]
+    #[error("cannot open node key {path}")]
     KeyStore {
         /// The key file.
         path: PathBuf,
