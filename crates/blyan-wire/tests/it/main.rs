@@ -19,6 +19,8 @@ mod roundtrip;
 mod transport;
 #[cfg(feature = "transport")]
 mod transport_abuse;
+#[cfg(feature = "transport")]
+mod transport_interop;
 #[cfg(feature = "sim")]
 mod transport_sim;
 #[cfg(feature = "transport")]
