@@ -339,3 +339,41 @@ pub fn router(node: NodeHandle, config: &ApiConfig) -> axum::Router {
         .layer(middleware::map_response(json_errors))
         .with_state(node)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use blyan_consensus::ManualClock;
+
+    use crate::{ApiClient, ErrorBody, Node, NodeConfig, NodeOptions};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_during_shutdown_get_503_with_a_json_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = NodeConfig::default();
+        config.storage.path = dir.path().to_path_buf();
+        config.metrics.enabled = false;
+        config.api.listen_addr = "127.0.0.1:0".parse().unwrap();
+        config.security.kdf_memory_kib = 64;
+        config.security.kdf_passes = 1;
+        let options = NodeOptions {
+            clock: Arc::new(ManualClock::new(0)),
+            env: Box::new(|_| None),
+            produce_blocks: false,
+        };
+        let running = Node::open(config, options).unwrap().start().await.unwrap();
+        let client = ApiClient::new(running.api_addr());
+        let before = client.request("GET", "/health", None).await.unwrap();
+        assert_eq!(before.status, 200);
+
+        running.handle().begin_shutdown();
+        for path in ["/health", "/api/status"] {
+            let response = client.request("GET", path, None).await.unwrap();
+            assert_eq!(response.status, 503);
+            let body: ErrorBody = response.json().unwrap();
+            assert!(body.error.contains("shutting down"), "{}", body.error);
+        }
+        running.shutdown().await.unwrap();
+    }
+}

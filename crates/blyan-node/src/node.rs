@@ -428,6 +428,11 @@ impl NodeHandle {
         &self.shared.genesis
     }
 
+    /// From now on the API answers 503.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+    }
+
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.shutting_down.load(Ordering::SeqCst)
@@ -589,7 +594,7 @@ impl NodeHandle {
     /// Flushes and closes the database; every later call fails with
     /// [`NodeError::ShuttingDown`].
     async fn close(&self) -> Result<(), NodeError> {
-        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        self.begin_shutdown();
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             let state = shared
