@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "blyan-node", version)]
 pub struct Cli {
     /// YAML configuration file (see config/node.yaml). Without it: defaults, overridden by
-    /// the environment (NODE_ID, LOG_LEVEL, LOG_FORMAT, BLYAN_<SECTION>__<KEY>).
+    /// the environment (NODE_ID, LOG_LEVEL, LOG_FORMAT, `BLYAN_<SECTION>__<KEY>`).
     #[arg(long, short, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// What to do (default: run).
