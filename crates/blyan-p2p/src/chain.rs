@@ -4,8 +4,10 @@
 
 use blyan_consensus::{Block, BlockError, ChainManager, Header};
 use blyan_crypto::Hash;
+use blyan_security::PeerEvent;
 
 use crate::bounded_vec::BoundedVec;
+use crate::gossip::Validation;
 use crate::message::{
     BlockBody, MAX_BODIES_PER_REQUEST, MAX_HEADERS_PER_RESPONSE, MAX_LOCATOR_LEN, SignedHeader,
 };
@@ -64,6 +66,35 @@ pub fn block_locator(chain: &impl SyncChain) -> Vec<Hash> {
         .into_iter()
         .filter_map(|h| chain.canonical_hash(h))
         .collect()
+}
+
+/// The gossip router's relay rule for a block: relay only what checks out against its
+/// parent. Known blocks and blocks whose parent we lack (ask for it with `GetBlock`) or
+/// whose slot is ahead of our clock are not relayed and not blamed; a block that breaks a
+/// rule is rejected (a bad producer signature bans the sender, since no honest node relays
+/// one). The driver still imports an accepted block through the chain, which checks the
+/// state.
+pub fn check_gossip_block(chain: &impl SyncChain, block: &Block, now_ms: u64) -> Validation {
+    let hash = block.hash();
+    if chain.header(&hash).is_some() {
+        return Validation::Ignore;
+    }
+    let Some(parent) = chain.header(&block.header.parent_hash) else {
+        return Validation::Ignore;
+    };
+    let signed = SignedHeader {
+        header: block.header.clone(),
+        signature: block.signature,
+    };
+    match chain
+        .verify_header(&signed, &parent, now_ms)
+        .and_then(|()| chain.verify_body(block))
+    {
+        Ok(()) => Validation::Accept,
+        Err(error) if !error.is_invalid_block() => Validation::Ignore,
+        Err(BlockError::BadSignature(_)) => Validation::Reject(PeerEvent::InvalidSignature),
+        Err(_) => Validation::Reject(PeerEvent::InvalidBlock),
+    }
 }
 
 /// The answer to `GetHeaders`: canonical headers after the first locator hash that is on

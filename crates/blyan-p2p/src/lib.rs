@@ -70,7 +70,7 @@ mod status;
 mod sync;
 
 pub use bounded_vec::BoundedVec;
-pub use chain::{SyncChain, block_locator, serve_bodies, serve_headers};
+pub use chain::{SyncChain, block_locator, check_gossip_block, serve_bodies, serve_headers};
 pub use error::MessageError;
 pub use gossip::{GossipAction, GossipConfig, GossipFault, GossipRouter, GossipStats, Validation};
 pub use message::{

@@ -429,3 +429,44 @@ fn the_seen_cache_and_fetches_stay_bounded_under_a_flood() -> Result<(), Message
     assert_eq!(held, 2, "only the newest envelopes are kept for fetches");
     Ok(())
 }
+
+#[test]
+fn blocks_are_relayed_only_when_they_check_out_against_their_parent() {
+    use blyan_p2p::check_gossip_block;
+
+    let blocks = build_chain(4, 0);
+    let chain = crate::common::MemChain::new(blocks[..3].to_vec());
+    let at = now(0).unix_ms();
+    assert_eq!(
+        check_gossip_block(&chain, &blocks[2], at),
+        Validation::Ignore,
+        "known"
+    );
+    assert_eq!(
+        check_gossip_block(&chain, &blocks[3], at),
+        Validation::Accept
+    );
+    assert_eq!(
+        check_gossip_block(&chain, &blocks[4], at),
+        Validation::Ignore,
+        "parent unknown: fetch it, relay nothing"
+    );
+    let mut forged = blocks[3].clone();
+    forged.signature = Signature::from_bytes([1; 64]);
+    assert_eq!(
+        check_gossip_block(&chain, &forged, at),
+        Validation::Reject(PeerEvent::InvalidSignature)
+    );
+    let mut emptied = blocks[4].clone();
+    emptied.header.parent_hash = blocks[2].hash();
+    emptied.header.height = 3;
+    assert!(matches!(
+        check_gossip_block(&chain, &emptied, at),
+        Validation::Reject(_)
+    ));
+    // A block from a slot our clock has not reached: not relayed, not blamed.
+    assert_eq!(
+        check_gossip_block(&chain, &blocks[3], 0),
+        Validation::Ignore
+    );
+}
