@@ -395,20 +395,25 @@ impl GossipRouter {
                 self.stats.fetches += 1;
                 self.on_envelope(now, from, envelope)
             }
-            Some(_) => self.retry_fetch(now, id, penalty(from, GossipFault::Malformed)),
+            Some(_) => self.retry_fetch(now, id, Some(penalty(from, GossipFault::Malformed))),
             None => {
                 let blame = GossipAction::Penalize {
                     peer: from,
                     event: PeerEvent::Useless,
                     fault: GossipFault::NotDelivered,
                 };
-                self.retry_fetch(now, id, blame)
+                self.retry_fetch(now, id, Some(blame))
             }
         }
     }
 
-    fn retry_fetch(&mut self, now: Now, id: Hash, blame: GossipAction) -> Vec<GossipAction> {
-        let mut actions = vec![blame];
+    fn retry_fetch(
+        &mut self,
+        now: Now,
+        id: Hash,
+        blame: Option<GossipAction>,
+    ) -> Vec<GossipAction> {
+        let mut actions: Vec<GossipAction> = blame.into_iter().collect();
         let Some(fetch) = self.fetches.get_mut(&id) else {
             return actions;
         };
@@ -461,11 +466,15 @@ impl GossipRouter {
             .collect();
         expired.sort();
         for (id, peer) in expired {
-            let blame = GossipAction::Penalize {
-                peer,
-                event: PeerEvent::Timeout,
-                fault: GossipFault::Timeout,
-            };
+            // A peer that disconnected is not blamed for the fetch it could not answer.
+            let blame = self
+                .peers
+                .contains(&peer)
+                .then_some(GossipAction::Penalize {
+                    peer,
+                    event: PeerEvent::Timeout,
+                    fault: GossipFault::Timeout,
+                });
             actions.extend(self.retry_fetch(now, id, blame));
         }
         while let Some(oldest) = self.order.front() {

@@ -299,6 +299,22 @@ impl SyncScheduler {
         self.schedule(now, chain)
     }
 
+    /// `peer` showed it has a block at `height` (a gossip announcement or push): raises
+    /// its known height, so a node that fell behind starts syncing without waiting for the
+    /// next status exchange. Unknown peers are ignored (their status comes first).
+    pub fn note_height(
+        &mut self,
+        now: Now,
+        chain: &impl SyncChain,
+        peer: &PeerId,
+        height: u64,
+    ) -> Vec<SyncAction> {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.best_height = p.best_height.max(height);
+        }
+        self.schedule(now, chain)
+    }
+
     /// The peer disconnected: its requests go to others, without penalty.
     pub fn remove_peer(
         &mut self,

@@ -399,6 +399,31 @@ fn a_failed_fetch_goes_to_the_next_announcer() -> Result<(), MessageError> {
 }
 
 #[test]
+fn a_disconnected_announcer_is_not_blamed_for_its_fetch() -> Result<(), MessageError> {
+    let key = KeyPair::from_seed(&[1; 32]);
+    let t = now(0);
+    let envelope = signed(&key, 1, t.unix_ms())?;
+    let announce = blyan_p2p::Announce {
+        id: envelope.id()?,
+        hash: envelope.payload.hash(),
+        height: 0,
+        is_block: false,
+    };
+    let mut router = router_with_peers(3);
+    let _ = router.on_message(t, peer(1), GossipMessage::Announce(announce));
+    let _ = router.on_message(t, peer(2), GossipMessage::Announce(announce));
+    router.remove_peer(&peer(1));
+    assert_eq!(
+        router.poll(now(1)),
+        vec![GossipAction::Fetch {
+            from: peer(2),
+            id: announce.id
+        }]
+    );
+    Ok(())
+}
+
+#[test]
 fn the_seen_cache_and_fetches_stay_bounded_under_a_flood() -> Result<(), MessageError> {
     let key = KeyPair::from_seed(&[1; 32]);
     let mut router = GossipRouter::new(GossipConfig {

@@ -408,3 +408,32 @@ proptest! {
         prop_assert!(sim.max_held <= 64);
     }
 }
+
+#[test]
+fn a_gossiped_height_starts_sync_without_a_status_refresh() {
+    let honest = build_chain(80, 0);
+    let mut sim = Sim::new(
+        &honest[..=20],
+        &[Behaviour::Honest, Behaviour::Honest],
+        1,
+        3,
+    );
+    sim.announce_servers(0);
+    let t = sim.run(0, 20, 100_000);
+    for server in &mut sim.servers {
+        for block in &honest[21..] {
+            assert!(server.chain.import(block.clone()));
+        }
+    }
+    // Only server 0's block announcement reaches the node.
+    let id = sim.servers[0].id;
+    let node = &mut sim.nodes[0];
+    let actions = node.sync.note_height(now(t), &node.chain, &id, 80);
+    assert!(matches!(
+        actions.as_slice(),
+        [SyncAction::RequestHeaders { peer, .. }] if *peer == id
+    ));
+    sim.handle(0, t, actions);
+    sim.run(t, 80, t + 100_000);
+    assert_eq!(sim.nodes[0].chain.blocks(), &honest[..]);
+}
