@@ -17,6 +17,7 @@ use crate::transport::tls::{
     PeerVerifier, SERVER_NAME, client_config, negotiated_alpn, node_identity, remote_peer_id,
     server_config,
 };
+use crate::transport::verified_certificates::VerifiedCertificates;
 
 /// A QUIC endpoint with this node's identity: it dials peers and accepts their connections,
 /// both mutually authenticated. Cheap to clone; clones share the socket.
@@ -32,6 +33,7 @@ struct Inner {
     quic: quinn::Endpoint,
     peer_id: PeerId,
     identity: Arc<SingleCertAndKey>,
+    verified: Arc<VerifiedCertificates>,
     config: Arc<TransportConfig>,
     transport: Arc<quinn::TransportConfig>,
     accepted: Mutex<mpsc::Receiver<Connection>>,
@@ -80,7 +82,8 @@ impl Endpoint {
     ) -> Result<Self, BindError> {
         let transport = Arc::new(config.quinn_transport()?);
         let identity = node_identity(key);
-        let tls = server_config(Arc::clone(&identity))?;
+        let verified = Arc::new(VerifiedCertificates::default());
+        let tls = server_config(Arc::clone(&identity), Arc::clone(&verified))?;
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|err| BindError::Tls(err.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
@@ -99,6 +102,7 @@ impl Endpoint {
                 quic,
                 peer_id: key.peer_id(),
                 identity,
+                verified,
                 config,
                 transport,
                 accepted: Mutex::new(accepted),
@@ -129,7 +133,10 @@ impl Endpoint {
         addr: SocketAddr,
         expected: Option<PeerId>,
     ) -> Result<Connection, DialError> {
-        let verifier = Arc::new(PeerVerifier::new(expected));
+        let verifier = Arc::new(PeerVerifier::new(
+            expected,
+            Arc::clone(&self.inner.verified),
+        ));
         let tls = client_config(Arc::clone(&self.inner.identity), Arc::clone(&verifier))
             .map_err(|err| DialError::Connect(ConnectFailure::Tls(err.to_string())))?;
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)

@@ -10,6 +10,7 @@ mod protocol;
 mod sim;
 mod stream;
 mod tls;
+mod verified_certificates;
 
 pub use config::{
     ConfigError, DEFAULT_ACCEPT_QUEUE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,

@@ -11,11 +11,10 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::{CertifiedKey, Signer, SigningKey, SingleCertAndKey};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureAlgorithm, SignatureScheme};
 
-use crate::certificate::{
-    CertificateError, certificate_key, self_signed_certificate, verify_peer_certificate,
-};
+use crate::certificate::{CertificateError, certificate_key, self_signed_certificate};
 use crate::transport::error::BindError;
 use crate::transport::protocol::ALPN;
+use crate::transport::verified_certificates::VerifiedCertificates;
 
 /// The server name a dialer puts in its ClientHello state (SNI is not sent): certificates
 /// carry keys, not names, so any fixed name works.
@@ -76,14 +75,17 @@ pub(crate) fn node_identity(key: &KeyPair) -> Arc<SingleCertAndKey> {
 #[derive(Debug)]
 pub(crate) struct PeerVerifier {
     expected: Option<PeerId>,
+    /// Shared by every verifier of one endpoint.
+    verified: Arc<VerifiedCertificates>,
     /// The id of a certificate refused because it was not `expected`, for the dial's error.
     mismatch: Mutex<Option<PeerId>>,
 }
 
 impl PeerVerifier {
-    pub(crate) fn new(expected: Option<PeerId>) -> Self {
+    pub(crate) fn new(expected: Option<PeerId>, verified: Arc<VerifiedCertificates>) -> Self {
         Self {
             expected,
+            verified,
             mismatch: Mutex::new(None),
         }
     }
@@ -104,7 +106,7 @@ impl PeerVerifier {
                 what: "certificate chain (intermediates are not allowed)",
             }));
         }
-        let key = verify_peer_certificate(end_entity).map_err(invalid)?;
+        let key = self.verified.verify(end_entity).map_err(invalid)?;
         let actual = PeerId::from_public_key(&key);
         match self.expected {
             Some(expected) if expected != actual => {
@@ -240,11 +242,12 @@ fn tls_error(err: impl std::fmt::Display) -> BindError {
 /// would skip the client certificate), ALPN `blyan/1`.
 pub(crate) fn server_config(
     identity: Arc<SingleCertAndKey>,
+    verified: Arc<VerifiedCertificates>,
 ) -> Result<rustls::ServerConfig, BindError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_error)?
-        .with_client_cert_verifier(Arc::new(PeerVerifier::new(None)))
+        .with_client_cert_verifier(Arc::new(PeerVerifier::new(None, verified)))
         .with_cert_resolver(identity);
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.send_tls13_tickets = 0;
