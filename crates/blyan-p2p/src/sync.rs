@@ -190,7 +190,7 @@ struct SyncPeer {
 enum Body {
     Wanted,
     Requested(RequestId),
-    Received(BlockBody),
+    Received(Box<Block>),
 }
 
 #[derive(Clone, Debug)]
@@ -472,32 +472,34 @@ impl SyncScheduler {
             self.return_bodies(&hashes, request, peer);
         } else {
             let mut delivered = 0usize;
+            let mut invalid = false;
+            // Positional: the i-th body answers the i-th hash, whatever became of it here.
             let mut bodies = bodies.into_iter();
             for hash in &hashes {
-                let Some(index) = self.held.iter().position(|h| h.hash == *hash) else {
+                let body = bodies.next();
+                let Some(held) = self.held.iter_mut().find(|h| {
+                    h.hash == *hash && matches!(h.body, Body::Requested(id) if id == request)
+                }) else {
                     continue;
                 };
-                let Some(held) = self.held.get_mut(index) else {
-                    continue;
-                };
-                if !matches!(held.body, Body::Requested(id) if id == request) {
-                    continue;
-                }
-                let Some(body) = bodies.next() else {
+                let Some(body) = body else {
                     held.body = Body::Wanted;
                     push_failed(&mut held.failed, peer);
                     continue;
                 };
-                let block = body.clone().into_block(held.header.clone());
+                let block = body.into_block(held.header.clone());
                 if chain.verify_body(&block).is_err() {
                     held.body = Body::Wanted;
                     push_failed(&mut held.failed, peer);
-                    self.fault(now, &mut actions, peer, SyncFault::InvalidBody);
-                    self.return_bodies(&hashes, request, peer);
+                    invalid = true;
                     break;
                 }
-                held.body = Body::Received(body);
+                held.body = Body::Received(Box::new(block));
                 delivered += 1;
+            }
+            if invalid {
+                self.fault(now, &mut actions, peer, SyncFault::InvalidBody);
+                self.return_bodies(&hashes, request, peer);
             }
             if delivered > 0 {
                 self.mark_used(&peer);
@@ -731,7 +733,7 @@ impl SyncScheduler {
                 let Some(held) = self.held.pop_front() else {
                     break;
                 };
-                let Body::Received(body) = held.body else {
+                let Body::Received(block) = held.body else {
                     break;
                 };
                 if self.recent_sources.len() >= self.config.import_batch.saturating_mul(2) {
@@ -742,7 +744,7 @@ impl SyncScheduler {
                     header: held.header.header.clone(),
                     hash: held.hash,
                 });
-                blocks.push(body.into_block(held.header));
+                blocks.push(*block);
             }
             actions.push(SyncAction::Import { blocks });
         }
