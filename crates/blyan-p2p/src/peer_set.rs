@@ -38,6 +38,9 @@ pub struct PeerSetConfig {
     pub keepalive_interval: Duration,
     /// Default 20 s: a ping unanswered this long closes the connection.
     pub keepalive_timeout: Duration,
+    /// Default 60 s: a ready peer is sent our status again this often; its answer
+    /// refreshes its best height for sync, so a node that fell behind notices by itself.
+    pub status_interval: Duration,
     /// Default 1 s: first reconnect delay; it doubles with each consecutive failure.
     pub backoff_base: Duration,
     /// Default 10 min: longest reconnect delay.
@@ -58,6 +61,7 @@ impl Default for PeerSetConfig {
             handshake_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),
+            status_interval: Duration::from_secs(60),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(600),
             jitter_percent: 20,
@@ -112,7 +116,8 @@ pub enum PeerAction {
         /// Its address.
         addr: SocketAddr,
     },
-    /// Send our [`Status`] to a newly admitted peer.
+    /// Send our [`Status`] (to a newly admitted peer, or to refresh a ready one's view;
+    /// its answer goes to [`PeerSet::on_status`]).
     SendStatus {
         /// The peer.
         peer: PeerId,
@@ -163,6 +168,7 @@ enum Phase {
     Ready {
         since: Duration,
         last_ping: Duration,
+        last_status: Duration,
         ping: Option<(u64, Duration)>,
     },
 }
@@ -291,6 +297,14 @@ impl PeerSet {
                 }
                 _ => None,
             };
+            if let Some(conn) = self.connections.get_mut(&peer)
+                && let Phase::Ready { last_status, .. } = &mut conn.phase
+                && close.is_none()
+                && last_status.saturating_add(self.config.status_interval) <= t
+            {
+                *last_status = t;
+                actions.push(PeerAction::SendStatus { peer });
+            }
             if let Some(reason) = close {
                 self.close(now, security, peer, reason, &mut actions);
             }
@@ -417,8 +431,11 @@ impl PeerSet {
             conn.phase = Phase::Ready {
                 since: t,
                 last_ping: t,
+                last_status: t,
                 ping: None,
             };
+        } else if let Phase::Ready { last_status, .. } = &mut conn.phase {
+            *last_status = t;
         }
         actions.push(PeerAction::Ready {
             peer,

@@ -294,3 +294,37 @@ fn candidates_are_bounded_and_bootstrap_nodes_stay() {
     }
     assert!(set.next_attempt(&peer(0)).is_some());
 }
+
+#[test]
+fn ready_peers_are_asked_for_their_status_again() -> Result<(), ConfigError> {
+    let mut security = security(40)?;
+    let mut set = PeerSet::new(PeerSetConfig {
+        keepalive_interval: Duration::from_secs(3_600),
+        ..PeerSetConfig::default()
+    });
+    let _ = ready(&mut set, &mut security, 1, Direction::Inbound, 0);
+    assert!(set.poll(now(59_000), &mut security).is_empty());
+    let actions = set.poll(now(60_000), &mut security);
+    assert_eq!(actions, vec![PeerAction::SendStatus { peer: peer(1) }]);
+    // The fresh status (a higher best height) goes to sync as a new Ready.
+    let newer = Status {
+        best_height: 50,
+        ..status(7)
+    };
+    let actions = set.on_status(
+        now(60_050),
+        &mut security,
+        peer(1),
+        &status(7),
+        newer.clone(),
+    );
+    assert_eq!(
+        actions,
+        vec![PeerAction::Ready {
+            peer: peer(1),
+            status: newer
+        }]
+    );
+    assert!(set.poll(now(61_000), &mut security).is_empty());
+    Ok(())
+}
