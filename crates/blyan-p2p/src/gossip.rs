@@ -11,6 +11,11 @@
 //! Every envelope's origin signature is checked, then its `(origin, nonce, timestamp)`
 //! passes `blyan-security`'s [`ReplayGuard`]. The seen-cache, the envelopes kept for
 //! fetches, the pending fetches and the peer list all have caps.
+//!
+//! The router owns the replay check for gossip, after the seen-cache and the signature: a
+//! duplicate is counted (not refused as a replay), and a forged envelope cannot burn an
+//! origin's nonce. The driver therefore passes gossip to `SecurityManager::check_message`
+//! as a direct message (rate limits by kind and bytes), not as a relayed one.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
