@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use blyan_consensus::{
     BLOCK_VERSION, Block, BlockError, BlockValidator, ConsensusParams, Genesis, Header,
-    Transaction, tx_root,
+    SignedTransaction, Transaction, tx_root,
 };
 use blyan_crypto::{Hash, KeyPair, PeerId};
 use blyan_p2p::{PROTOCOL_VERSION, SignedHeader, Status, SyncChain};
@@ -43,6 +43,20 @@ pub(crate) fn genesis() -> Genesis {
     }
 }
 
+/// A signed transfer of `nonce` coins from `key` to itself, with nonce `nonce`.
+pub(crate) fn transfer(key: &KeyPair, nonce: u64) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN_ID,
+        from: key.public_key(),
+        to: key.address(),
+        amount: nonce,
+        fee: 1,
+        nonce,
+        data: Vec::new(),
+    }
+    .sign(key)
+}
+
 /// A valid chain of `len` blocks after genesis; every fourth block carries a transaction.
 /// `salt` changes the state roots, so two salts give two different branches.
 pub(crate) fn build_chain(len: u64, salt: u8) -> Vec<Block> {
@@ -56,18 +70,7 @@ pub(crate) fn build_chain(len: u64, salt: u8) -> Vec<Block> {
     for height in 1..=len {
         let Some(parent) = blocks.last() else { break };
         let txs = if height % 4 == 0 {
-            vec![
-                Transaction {
-                    chain_id: CHAIN_ID,
-                    from: user.public_key(),
-                    to: key.address(),
-                    amount: height,
-                    fee: 1,
-                    nonce: height,
-                    data: Vec::new(),
-                }
-                .sign(&user),
-            ]
+            vec![transfer(&user, height)]
         } else {
             Vec::new()
         };

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use blyan_consensus::Transaction;
 use blyan_crypto::{Hash, KeyPair, PeerId, Signature};
 use blyan_p2p::{
     GossipAction, GossipConfig, GossipEnvelope, GossipFault, GossipMessage, GossipPayload,
@@ -11,7 +10,7 @@ use blyan_p2p::{
 };
 use blyan_security::PeerEvent;
 
-use crate::common::{CHAIN_ID, build_chain, now, peer};
+use crate::common::{CHAIN_ID, build_chain, now, peer, transfer};
 
 enum Event {
     Message {
@@ -169,19 +168,7 @@ impl Net {
 }
 
 fn tx_payload(nonce: u64) -> GossipPayload {
-    let key = KeyPair::from_seed(&[5; 32]);
-    GossipPayload::Tx(
-        Transaction {
-            chain_id: CHAIN_ID,
-            from: key.public_key(),
-            to: key.address(),
-            amount: 1,
-            fee: 1,
-            nonce,
-            data: Vec::new(),
-        }
-        .sign(&key),
-    )
+    GossipPayload::Tx(transfer(&KeyPair::from_seed(&[5; 32]), nonce))
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use blyan_consensus::{Block, Transaction};
+use blyan_consensus::Block;
 use blyan_crypto::{KeyPair, PeerId, Signature};
 use blyan_p2p::{
     BlockBody, BoundedVec, RequestId, SignedHeader, SyncAction, SyncConfig, SyncFault,
@@ -12,7 +12,7 @@ use blyan_p2p::{
 };
 use proptest::prelude::*;
 
-use crate::common::{CHAIN_ID, MemChain, build_chain, now, peer};
+use crate::common::{MemChain, build_chain, now, peer, transfer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Behaviour {
@@ -70,20 +70,6 @@ fn config() -> SyncConfig {
         max_requests_per_peer: 2,
         ..SyncConfig::default()
     }
-}
-
-fn bogus_tx() -> blyan_consensus::SignedTransaction {
-    let key = KeyPair::from_seed(&[77; 32]);
-    Transaction {
-        chain_id: CHAIN_ID,
-        from: key.public_key(),
-        to: key.address(),
-        amount: 1,
-        fee: 1,
-        nonce: 0,
-        data: Vec::new(),
-    }
-    .sign(&key)
 }
 
 impl Sim {
@@ -177,7 +163,7 @@ impl Sim {
                         Behaviour::BadBodies => {
                             for body in &mut bodies {
                                 let mut txs = body.txs.to_vec();
-                                txs.push(bogus_tx());
+                                txs.push(transfer(&KeyPair::from_seed(&[77; 32]), 0));
                                 if let Ok(txs) = BoundedVec::try_new(txs, "txs") {
                                     body.txs = txs;
                                 }
