@@ -353,11 +353,12 @@ impl GossipRouter {
             self.stats.duplicates += 1;
             return Vec::new();
         }
-        self.fetches.remove(&id);
         if envelope.verify(self.config.chain_id).is_err() {
             self.stats.dropped += 1;
             return vec![penalty(from, GossipFault::BadSignature)];
         }
+        // Only a genuine copy ends the fetch: a forged one leaves it to the announcers.
+        self.fetches.remove(&id);
         match self.replay.check(
             now,
             envelope.origin_peer(),
