@@ -399,6 +399,11 @@ fn a_disconnected_announcer_is_not_blamed_for_its_fetch() -> Result<(), MessageE
     let mut router = router_with_peers(3);
     let _ = router.on_message(t, peer(1), GossipMessage::Announce(announce));
     let _ = router.on_message(t, peer(2), GossipMessage::Announce(announce));
+    // A forged copy of the same content from a third peer does not end the fetch.
+    let mut forged = envelope.clone();
+    forged.signature = Signature::from_bytes([3; 64]);
+    let _ = router.on_message(t, peer(3), GossipMessage::Envelope(Box::new(forged)));
+    assert_eq!(router.pending_fetches(), 1);
     router.remove_peer(&peer(1));
     assert_eq!(
         router.poll(now(1)),
