@@ -5,3 +5,4 @@ mod common;
 mod gossip;
 mod peer_set;
 mod sync;
+mod sync_props;
