@@ -8,10 +8,14 @@
 //! - `small_request`: one request/response round trip of a 40-byte message on a new stream.
 //! - `bulk`: 8 MiB sent on one stream, a 2-byte answer (MB/s of one stream, one direction).
 //!
+//! After the criterion groups, a paired run alternates one Blyan and one raw operation at a
+//! time and prints both medians and their ratio (robust to background load drift).
+//!
 //! Run: `cargo bench -p blyan-wire --bench transport -- --warm-up-time 1 --measurement-time 3`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +24,7 @@ use blyan_crypto::KeyPair;
 use blyan_wire::{
     ALPN, Connection, Endpoint, Inbound, Protocol, TransportConfig, self_signed_certificate,
 };
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -352,6 +356,115 @@ fn bulk(c: &mut Criterion) {
     group.finish();
 }
 
+// ---------------------------------------------------------------- paired medians
+
+/// Runs `blyan` and `raw` alternately `rounds` times, one operation each, and prints both
+/// medians and the throughput ratio raw_time / blyan_time. Alternating puts both under the
+/// same background load, which sequential criterion groups on a shared machine do not.
+fn paired<A, B, FA, FB>(rt: &Runtime, name: &str, rounds: usize, mut blyan: FA, mut raw: FB)
+where
+    FA: FnMut() -> A,
+    FB: FnMut() -> B,
+    A: Future<Output = ()>,
+    B: Future<Output = ()>,
+{
+    let mut blyan_times = Vec::with_capacity(rounds);
+    let mut raw_times = Vec::with_capacity(rounds);
+    rt.block_on(async {
+        for round in 0..rounds {
+            // Alternate which goes first, so neither always runs on a warm path.
+            let (first_is_blyan, a, b) = if round % 2 == 0 {
+                (true, &mut blyan_times, &mut raw_times)
+            } else {
+                (false, &mut raw_times, &mut blyan_times)
+            };
+            let started = Instant::now();
+            if first_is_blyan {
+                blyan().await
+            } else {
+                raw().await
+            }
+            a.push(started.elapsed());
+            let started = Instant::now();
+            if first_is_blyan {
+                raw().await
+            } else {
+                blyan().await
+            }
+            b.push(started.elapsed());
+        }
+    });
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (blyan_median, raw_median) = (median(&mut blyan_times), median(&mut raw_times));
+    eprintln!(
+        "paired {name}: blyan median {blyan_median:?}, raw quinn median {raw_median:?}, \
+         blyan speed = {:.1} % of raw ({rounds} rounds)",
+        100.0 * raw_median.as_secs_f64() / blyan_median.as_secs_f64()
+    );
+}
+
+fn paired_report() {
+    let rt = runtime();
+    let blyan = rt.block_on(blyan_setup());
+    let raw = rt.block_on(raw_setup());
+    let server_addr = blyan.server.local_addr().unwrap();
+    let server_id = blyan.server.peer_id();
+    let mut message = vec![0x5a_u8; BULK_LEN];
+    message[0] = 0x00;
+
+    paired(
+        &rt,
+        "handshake",
+        400,
+        || async {
+            let connection = blyan
+                .client
+                .dial(server_addr, Some(server_id))
+                .await
+                .unwrap();
+            connection.close();
+        },
+        || async {
+            let connection = raw
+                .client
+                .connect(raw.server_addr, "blyan")
+                .unwrap()
+                .await
+                .unwrap();
+            connection.close(0_u32.into(), b"");
+        },
+    );
+    paired(
+        &rt,
+        "small_request",
+        3000,
+        || async {
+            blyan.connection.request_bytes(ECHO, &SMALL).await.unwrap();
+        },
+        || async {
+            raw_exchange(&raw.connection, &SMALL).await;
+        },
+    );
+    paired(
+        &rt,
+        "bulk_8MiB",
+        40,
+        || async {
+            blyan
+                .connection
+                .request_bytes(ECHO, &message)
+                .await
+                .unwrap();
+        },
+        || async {
+            raw_exchange(&raw.connection, &message).await;
+        },
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -359,4 +472,12 @@ criterion_group! {
         .measurement_time(Duration::from_secs(3));
     targets = handshake, small_request, bulk
 }
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    // Skipped when criterion only lists benchmarks (`cargo test --benches`, `--list`).
+    if !std::env::args().any(|arg| arg == "--list" || arg == "--test") {
+        paired_report();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}
