@@ -304,6 +304,11 @@ fn nodes_sync_the_honest_chain_despite_liars_and_silent_peers() {
         }
     }
     assert!(t < 600_000, "synced in {t} ms of simulated time");
+    eprintln!(
+        "sync of 160 blocks by 2 nodes from 6 servers (1 bad headers, 1 bad bodies, 1 silent): \
+         {t} ms simulated, {} penalties",
+        sim.penalties.len()
+    );
 }
 
 #[test]
