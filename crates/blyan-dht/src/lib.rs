@@ -60,20 +60,32 @@
 //! `Dht` face; a 10,000-node simulator with churn; disjoint-path lookups.
 
 mod bounded;
+mod dht_core;
 mod distance;
 mod lookup;
 mod node;
 mod node_record;
+mod persist;
 mod record_cache;
 mod record_store;
+mod rng;
 mod routing_table;
 mod rpc;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod time;
 
+pub use dht_core::{
+    Action, Contact, DhtConfig, DhtCore, DhtError, QueryId, QueryResult, QueryStats, RpcId, Seed,
+};
 pub use distance::{Distance, KEY_BITS, Key};
 pub use lookup::{Lookup, LookupAction, LookupConfig, LookupResult, LookupStats};
 pub use node::{MAX_ADDRS, NodeInfo, NodeInfoError, Subnet, take_diverse};
 pub use node_record::{MAX_RECORD_LEN, NodeRecord, RecordError};
+pub use persist::{
+    LoadedTable, MAX_SAVED_NODES, MAX_TABLE_FILE_LEN, PersistError, decode_table, load_table,
+    quarantine, save_table,
+};
 pub use record_cache::RecordCache;
 pub use record_store::{PutOutcome, RecordStore, RecordStoreConfig, StoreError, StoredValue};
 pub use routing_table::{Entry, InsertOutcome, Rejection, RoutingConfig, RoutingTable};

@@ -23,8 +23,9 @@ pub struct LookupConfig {
     /// Most candidates remembered; the farthest are forgotten first. 10 × k: room for every
     /// node of the first responses, bounded whatever the peers send.
     pub max_candidates: usize,
-    /// Nodes taken from one response (the closest first). A peer answering FIND_NODE owes
-    /// at most k nodes; more is ignored, not stored.
+    /// Nodes taken from one response (the closest first): 30, what a [`DhtCore`](crate::DhtCore)
+    /// answers (k plus room for entries the responder does not know are dead yet); more is
+    /// ignored, not stored.
     pub max_nodes_per_response: usize,
     /// Nodes of one /24 (IPv6 /48) among the k closest the lookup waits for and returns.
     /// 2, as a routing-table bucket.
@@ -41,7 +42,7 @@ impl Default for LookupConfig {
             k: 20,
             request_timeout: Duration::from_secs(2),
             max_candidates: 200,
-            max_nodes_per_response: 20,
+            max_nodes_per_response: 30,
             max_per_subnet_result: 2,
             max_per_subnet_candidates: 8,
         }
@@ -180,7 +181,8 @@ impl Lookup {
         }
         self.expire(now);
 
-        let mut window_subnets: HashMap<Subnet, usize> = HashMap::new();
+        // At most k entries: a short vector beats hashing here (this is the hot loop).
+        let mut window_subnets: Vec<(Subnet, usize)> = Vec::with_capacity(self.config.k);
         let mut considered = 0;
         let mut all_succeeded = true;
         let mut to_send = None;
@@ -191,11 +193,12 @@ impl Lookup {
             if matches!(candidate.state, State::Unresponsive | State::Failed) {
                 continue;
             }
-            let count = window_subnets.entry(candidate.node.subnet()).or_insert(0);
-            if *count >= self.config.max_per_subnet_result {
-                continue;
+            let subnet = candidate.node.subnet();
+            match window_subnets.iter_mut().find(|(s, _)| *s == subnet) {
+                Some((_, count)) if *count >= self.config.max_per_subnet_result => continue,
+                Some((_, count)) => *count += 1,
+                None => window_subnets.push((subnet, 1)),
             }
-            *count += 1;
             considered += 1;
             match candidate.state {
                 State::Succeeded => {}
@@ -254,6 +257,27 @@ impl Lookup {
     pub fn on_failure(&mut self, peer: &PeerId) {
         if self.settle(peer, State::Failed) {
             self.stats.failures += 1;
+        }
+    }
+
+    /// Takes back a request [`poll`](Self::poll) just asked for, without sending it: the
+    /// peer is never asked by this lookup (a disjoint-path lookup gives each peer to one
+    /// path only). It neither counts as a request nor as a failure.
+    pub fn withdraw(&mut self, peer: &PeerId) {
+        let distance = self.target.distance(&Key::from(peer));
+        if self.done.is_some() {
+            return;
+        }
+        if let Some(candidate) = self.candidates.get_mut(&distance) {
+            match candidate.state {
+                State::Waiting { .. } => {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.stats.requests = self.stats.requests.saturating_sub(1);
+                }
+                State::NotContacted => {}
+                State::Unresponsive | State::Succeeded | State::Failed => return,
+            }
+            candidate.state = State::Failed;
         }
     }
 

@@ -1,7 +1,6 @@
 //! What the DHT knows about another node: its id, a bounded list of addresses, and the
 //! subnet those addresses put it in for IP-diversity limits.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,7 +25,8 @@ pub const MAX_ADDRS: usize = 4;
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
     peer_id: PeerId,
-    addrs: Vec<SocketAddr>,
+    /// Shared: a node is cloned into every answer and lookup that lists it.
+    addrs: Arc<[SocketAddr]>,
     record: Option<Arc<[u8]>>,
 }
 
@@ -80,7 +80,7 @@ impl NodeInfo {
         }
         Ok(Self {
             peer_id,
-            addrs: unique,
+            addrs: Arc::from(unique),
             record: None,
         })
     }
@@ -163,16 +163,24 @@ pub fn take_diverse<'a>(
     n: usize,
     max_per_subnet: usize,
 ) -> Vec<NodeInfo> {
-    let mut counts: HashMap<Subnet, usize> = HashMap::new();
+    // n is small (k = 20): a vector of counts is faster than hashing.
+    let mut counts: Vec<(Subnet, usize)> = Vec::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     for node in sorted {
         if out.len() == n {
             break;
         }
-        let count = counts.entry(node.subnet()).or_insert(0);
-        if *count < max_per_subnet {
-            *count += 1;
-            out.push(node.clone());
+        let subnet = node.subnet();
+        match counts.iter_mut().find(|(s, _)| *s == subnet) {
+            Some((_, count)) if *count >= max_per_subnet => {}
+            Some((_, count)) => {
+                *count += 1;
+                out.push(node.clone());
+            }
+            None => {
+                counts.push((subnet, 1));
+                out.push(node.clone());
+            }
         }
     }
     out

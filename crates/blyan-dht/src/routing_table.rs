@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use blyan_crypto::PeerId;
 
-use crate::distance::{KEY_BITS, Key};
-use crate::node::{NodeInfo, Subnet, take_diverse};
+use crate::distance::{Distance, KEY_BITS, Key};
+use crate::node::{NodeInfo, Subnet};
 use crate::time::Timestamp;
 
 /// Settings of a [`RoutingTable`]; `Default` gives the documented values.
@@ -143,6 +143,8 @@ pub struct RoutingTable {
     buckets: Vec<Bucket>,
     subnet_counts: HashMap<Subnet, usize>,
     len: usize,
+    /// Buckets with a ping outstanding, so `poll_timeout` need not scan 256 buckets.
+    pending_pings: usize,
 }
 
 impl RoutingTable {
@@ -154,6 +156,7 @@ impl RoutingTable {
             buckets: vec![Bucket::default(); KEY_BITS],
             subnet_counts: HashMap::new(),
             len: 0,
+            pending_pings: 0,
         }
     }
 
@@ -256,6 +259,7 @@ impl RoutingTable {
             peer: oldest.peer_id(),
             deadline: now.saturating_add(ping_timeout),
         });
+        self.pending_pings += 1;
         InsertOutcome::PingLeastRecentlySeen {
             bucket: index,
             peer: oldest,
@@ -275,6 +279,7 @@ impl RoutingTable {
         let was_pending = bucket.pending.as_ref().is_some_and(|p| p.peer == *peer);
         if was_pending {
             bucket.pending = None;
+            self.pending_pings = self.pending_pings.saturating_sub(1);
         }
         let Some(pos) = bucket.position(peer) else {
             return;
@@ -336,6 +341,9 @@ impl RoutingTable {
 
     /// The earliest deadline of an outstanding ping, for the driver's timer.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
+        if self.pending_pings == 0 {
+            return None;
+        }
         self.buckets
             .iter()
             .filter_map(|b| b.pending.as_ref().map(|p| p.deadline))
@@ -344,6 +352,9 @@ impl RoutingTable {
 
     /// Treats every ping whose deadline has passed as failed.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        if self.pending_pings == 0 {
+            return;
+        }
         for index in 0..self.buckets.len() {
             self.expire_ping(index, now);
         }
@@ -360,15 +371,59 @@ impl RoutingTable {
     /// Like [`closest_peers`](Self::closest_peers), with at most `max_per_subnet_bucket`
     /// nodes per subnet: what we answer a FIND_NODE with, and what seeds a lookup.
     pub fn closest_peers_diverse(&self, target: &Key, n: usize) -> Vec<NodeInfo> {
-        // Sorting a few times n entries is enough unless subnets are crowded; the diverse
-        // prefix of the closest 4n equals that of the whole table once it holds n nodes.
-        let nearest = self.sorted_by_distance(target, n.saturating_mul(4));
-        let diverse = take_diverse(nearest, n, self.config.max_per_subnet_bucket);
-        if diverse.len() == n || n.saturating_mul(4) >= self.len {
-            return diverse;
+        let max = self.config.max_per_subnet_bucket;
+        let mut out = Vec::with_capacity(n);
+        let mut counts: Vec<(Subnet, usize)> = Vec::new();
+        let mut group: Vec<(Distance, &NodeInfo)> = Vec::new();
+        for range in self.buckets_by_distance(target) {
+            if out.len() == n {
+                break;
+            }
+            group.clear();
+            for bucket in self.buckets.get(range).unwrap_or(&[]) {
+                group.extend(
+                    bucket
+                        .entries
+                        .iter()
+                        .map(|e| (target.distance(&e.node.key()), &e.node)),
+                );
+            }
+            group.sort_unstable_by_key(|(distance, _)| *distance);
+            for (_, node) in &group {
+                if out.len() == n {
+                    break;
+                }
+                let subnet = node.subnet();
+                match counts.iter_mut().find(|(s, _)| *s == subnet) {
+                    Some((_, count)) if *count >= max => {}
+                    Some((_, count)) => {
+                        *count += 1;
+                        out.push((*node).clone());
+                    }
+                    None => {
+                        counts.push((subnet, 1));
+                        out.push((*node).clone());
+                    }
+                }
+            }
         }
-        let all = self.sorted_by_distance(target, self.len);
-        take_diverse(all, n, self.config.max_per_subnet_bucket)
+        out
+    }
+
+    /// Bucket ranges in increasing distance from `target`: every node of a range is closer
+    /// to `target` than every node of the ranges after it.
+    ///
+    /// With `b` the bucket of `target` itself: nodes of bucket `b` share its top bit and are
+    /// within `2^b`; nodes of buckets below `b` are all at a distance with top bit `b`; a
+    /// node of bucket `i > b` is at a distance with top bit `i`. So: `b`, then `0..b`
+    /// together, then `b + 1`, `b + 2`, ... (for our own key, every bucket in order).
+    fn buckets_by_distance(&self, target: &Key) -> impl Iterator<Item = std::ops::Range<usize>> {
+        let first = self.local.distance(target).bucket_index();
+        let head = first.map(|b| [b..b + 1, 0..b]);
+        let tail_start = first.map_or(0, |b| b + 1);
+        head.into_iter()
+            .flatten()
+            .chain((tail_start..KEY_BITS).map(|i| i..i + 1))
     }
 
     fn sorted_by_distance(&self, target: &Key, n: usize) -> Vec<&NodeInfo> {
@@ -417,6 +472,7 @@ impl RoutingTable {
             .is_some_and(|p| p.peer == node.peer_id())
         {
             bucket.pending = None;
+            self.pending_pings = self.pending_pings.saturating_sub(1);
         }
         let mut entry = bucket.entries.remove(pos);
         entry.last_seen = now;
@@ -481,6 +537,7 @@ impl RoutingTable {
             .is_some_and(|p| p.peer == removed.node.peer_id())
         {
             bucket.pending = None;
+            self.pending_pings = self.pending_pings.saturating_sub(1);
         }
         self.len -= 1;
         self.decrement(removed.node.subnet());

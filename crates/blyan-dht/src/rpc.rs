@@ -21,8 +21,9 @@ use crate::record_cache::RecordCache;
 /// The transport's protocol byte for DHT streams.
 pub const PROTOCOL_ID: u8 = 1;
 
-/// Most nodes in one answer: k = 20.
-pub const MAX_NODES_PER_RESPONSE: usize = 20;
+/// Most nodes in one answer: 32, room for the 30 a node answers with (k = 20 plus room for
+/// entries it does not know are dead yet).
+pub const MAX_NODES_PER_RESPONSE: usize = 32;
 
 /// Most values in one FIND_VALUE answer: one per publisher, as many as a key may hold (16).
 pub const MAX_VALUES_PER_RESPONSE: usize = 16;
@@ -31,7 +32,7 @@ pub const MAX_VALUES_PER_RESPONSE: usize = 16;
 pub const MAX_VALUE_LEN: usize = 1024;
 
 /// Largest DHT message, checked before anything is decoded. The largest valid one, a
-/// FIND_VALUE answer with 16 full values and 20 full records, is under 28 KiB.
+/// FIND_VALUE answer with 16 full values and 32 full records, is under 34 KiB.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 
 /// Deepest nesting a DHT message has (response, body, list, value) with room to spare.
@@ -568,7 +569,7 @@ mod tests {
             store.encode(),
             Err(RpcError::FieldTooLong { field: "value", .. })
         ));
-        // Hand-built: 21 records where 20 are allowed.
+        // Hand-built: 33 records where 32 are allowed.
         #[derive(Serialize)]
         enum LongBody {
             #[allow(dead_code)]
@@ -586,7 +587,7 @@ mod tests {
         let wire = LongResponse {
             responder: BoundedBytes::new(own).unwrap(),
             body: LongBody::Nodes {
-                nodes: vec![record; 21],
+                nodes: vec![record; 33],
             },
         };
         let bytes = dht_codec().serialize(&wire).unwrap();
@@ -595,8 +596,8 @@ mod tests {
             Response::decode(&bytes, None, from, &mut RecordCache::new(CHAIN, 8)),
             Err(RpcError::FieldTooLong {
                 field: "nodes",
-                len: 21,
-                max: 20
+                len: 33,
+                max: 32
             })
         ));
     }

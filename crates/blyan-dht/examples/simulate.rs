@@ -1,0 +1,150 @@
+//! Runs the discrete-event simulator on a large network and prints the lookup figures.
+//!
+//! ```text
+//! cargo run --release -p blyan-dht --features sim --example simulate -- \
+//!     [--nodes 10000] [--lookups 1000] [--seed 1] [--loss 0.0] [--paths 1] \
+//!     [--dead 0.1] [--churn-per-sec 2.0]
+//! ```
+//!
+//! Phases: the network grows one node every 20 ms (each joins through a random live node),
+//! settles for a minute, then runs `--lookups` lookups on the static network, again after
+//! killing `--dead` of the nodes (their entries stay in the tables), and again while nodes
+//! leave and join at `--churn-per-sec` each. Memory per node is the growth of the resident
+//! set (`VmRSS`) while the network grows, divided by the node count.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use blyan_dht::sim::{Churn, LookupReport, SimConfig, Simulation};
+
+/// Resident set size in bytes from `/proc/self/status` (Linux); 0 elsewhere.
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+struct Args {
+    nodes: usize,
+    lookups: usize,
+    seed: u64,
+    loss: f64,
+    paths: usize,
+    dead: f64,
+    churn: f64,
+}
+
+fn parse() -> Args {
+    let mut args = Args {
+        nodes: 10_000,
+        lookups: 1000,
+        seed: 1,
+        loss: 0.0,
+        paths: 1,
+        dead: 0.1,
+        churn: 2.0,
+    };
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    for pair in raw.chunks(2) {
+        let [flag, value] = pair else {
+            panic!("flags take a value: {pair:?}");
+        };
+        match flag.as_str() {
+            "--nodes" => args.nodes = value.parse().unwrap(),
+            "--lookups" => args.lookups = value.parse().unwrap(),
+            "--seed" => args.seed = value.parse().unwrap(),
+            "--loss" => args.loss = value.parse().unwrap(),
+            "--paths" => args.paths = value.parse().unwrap(),
+            "--dead" => args.dead = value.parse().unwrap(),
+            "--churn-per-sec" => args.churn = value.parse().unwrap(),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+fn print(label: &str, report: &LookupReport) {
+    println!(
+        "{label}: {} lookups, exact {:.2}%, rounds median {} p99 {} max {}, rpcs median {} mean {:.1} p99 {}, latency median {} ms p99 {} ms",
+        report.samples.len(),
+        100.0 * report.success_rate(),
+        report.rounds_quantile(0.5),
+        report.rounds_quantile(0.99),
+        report.rounds_quantile(1.0),
+        report.rpcs_quantile(0.5),
+        report.mean_rpcs(),
+        report.rpcs_quantile(0.99),
+        report.latency_quantile(0.5).as_millis(),
+        report.latency_quantile(0.99).as_millis(),
+    );
+}
+
+fn main() {
+    let args = parse();
+    let mut config = SimConfig {
+        seed: args.seed,
+        loss: args.loss,
+        ..SimConfig::default()
+    };
+    config.dht.disjoint_paths = args.paths;
+    let heap_before = rss_bytes();
+    let mut sim = Simulation::new(config);
+
+    let wall = Instant::now();
+    sim.grow(args.nodes, Duration::from_millis(20));
+    sim.run_for(Duration::from_secs(60));
+    let grow_secs = wall.elapsed().as_secs_f64();
+    let heap = rss_bytes().saturating_sub(heap_before);
+    let table_mean = (0..sim.len())
+        .filter_map(|i| sim.core(i))
+        .map(|c| c.table().len())
+        .sum::<usize>() as f64
+        / sim.len() as f64;
+    println!(
+        "grew {} nodes in {grow_secs:.1} s wall ({} rpcs, {:.0} rpcs/s); RSS growth {:.1} MiB = {:.1} KiB/node; mean table {table_mean:.0} entries",
+        args.nodes,
+        sim.rpcs(),
+        sim.rpcs() as f64 / grow_secs,
+        heap as f64 / (1 << 20) as f64,
+        heap as f64 / 1024.0 / args.nodes as f64,
+    );
+
+    let phase = |sim: &mut Simulation, label: &str| {
+        let rpcs = sim.rpcs();
+        let start = Instant::now();
+        let report = sim.measure_lookups(args.lookups, Duration::from_millis(50));
+        let secs = start.elapsed().as_secs_f64();
+        print(label, &report);
+        println!(
+            "  {} rpcs in {secs:.2} s wall = {:.0} rpcs/s",
+            sim.rpcs() - rpcs,
+            (sim.rpcs() - rpcs) as f64 / secs
+        );
+    };
+    phase(&mut sim, "static");
+    if args.dead > 0.0 {
+        sim.kill_fraction(args.dead);
+        phase(&mut sim, &format!("{:.0}% dead", 100.0 * args.dead));
+    }
+    if args.churn > 0.0 {
+        sim.set_churn(Some(Churn {
+            leaves_per_sec: args.churn,
+            joins_per_sec: args.churn,
+        }));
+        sim.run_for(Duration::from_secs(120));
+        phase(&mut sim, &format!("churn {}/s each way", args.churn));
+        println!("  live nodes {} of {}", sim.live(), sim.len());
+    }
+    println!(
+        "total: {} rpcs in {:.1} s wall = {:.0} rpcs/s",
+        sim.rpcs(),
+        wall.elapsed().as_secs_f64(),
+        sim.rpcs() as f64 / wall.elapsed().as_secs_f64()
+    );
+}

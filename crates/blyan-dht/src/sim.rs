@@ -1,0 +1,736 @@
+//! A discrete-event simulator that runs many [`DhtCore`]s on one virtual clock.
+//!
+//! Events sit in a heap ordered by time, then by a sequence number, so equal times run in
+//! the order they were scheduled and a seed replays exactly. Requests and answers are
+//! function calls between cores with a sampled one-way latency each way and a chance of
+//! being lost; a dead node never answers, so its requests end at the core's timeouts. Every
+//! node gets its own /24 (`10.a.b.1`), so the IP-diversity limits never bind here.
+//!
+//! **Rounds.** A lookup's rounds are the length of its longest chain of causally dependent
+//! requests: a request to a node the querier knew before the lookup (its seeds) is round 1,
+//! and a request to a node first learned from an answer to a round-`r` request is round
+//! `r + 1`. This counts the network round trips on the lookup's critical path whatever its
+//! concurrency.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use blyan_crypto::PeerId;
+
+use crate::dht_core::{Action, DhtConfig, DhtCore, QueryId, QueryResult, RpcId, Seed};
+use crate::distance::Key;
+use crate::node::NodeInfo;
+use crate::rng::SplitMix64;
+use crate::rpc::{DhtRequest, Reply, Response};
+use crate::time::Timestamp;
+
+/// One-way message latency.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Latency {
+    /// Always this long.
+    Fixed(Duration),
+    /// Uniform between `min` and `max`.
+    Uniform {
+        /// Shortest.
+        min: Duration,
+        /// Longest.
+        max: Duration,
+    },
+    /// `base` plus an exponential tail of mean `mean_extra` (capped at 20 × the mean): most
+    /// messages are quick, a few are very slow, as on the internet.
+    Exponential {
+        /// The least latency.
+        base: Duration,
+        /// Mean of the added tail.
+        mean_extra: Duration,
+    },
+}
+
+/// Nodes leaving and joining over time (Poisson processes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Churn {
+    /// Live nodes that leave per simulated second (silently: they just stop answering).
+    pub leaves_per_sec: f64,
+    /// New nodes that join per simulated second (through a random live node).
+    pub joins_per_sec: f64,
+}
+
+/// Settings of a [`Simulation`].
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The RNG seed: same seed, same run.
+    pub seed: u64,
+    /// Every node's DHT settings.
+    pub dht: DhtConfig,
+    /// One-way latency of every message.
+    pub latency: Latency,
+    /// Probability that a message (request or answer) is lost.
+    pub loss: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            dht: DhtConfig::default(),
+            latency: Latency::Uniform {
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(100),
+            },
+            loss: 0.0,
+        }
+    }
+}
+
+/// The measured figures of one lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LookupSample {
+    /// Longest chain of causally dependent requests (see the module docs).
+    pub rounds: u32,
+    /// Requests sent.
+    pub rpcs: u32,
+    /// Whether the result is exactly the true k closest live nodes (by brute force).
+    pub exact: bool,
+    /// Simulated time from start to result.
+    pub latency: Duration,
+}
+
+/// Figures of a batch of lookups.
+#[derive(Clone, Debug, Default)]
+pub struct LookupReport {
+    /// One sample per lookup, in completion order.
+    pub samples: Vec<LookupSample>,
+}
+
+impl LookupReport {
+    /// Share of lookups that found the true k closest, in `[0, 1]`.
+    pub fn success_rate(&self) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        let exact = self.samples.iter().filter(|s| s.exact).count();
+        exact as f64 / self.samples.len() as f64
+    }
+
+    /// The `q`-quantile (0.5 = median) of rounds.
+    pub fn rounds_quantile(&self, q: f64) -> u32 {
+        quantile(self.samples.iter().map(|s| s.rounds).collect(), q)
+    }
+
+    /// The `q`-quantile of requests per lookup.
+    pub fn rpcs_quantile(&self, q: f64) -> u32 {
+        quantile(self.samples.iter().map(|s| s.rpcs).collect(), q)
+    }
+
+    /// Mean requests per lookup.
+    pub fn mean_rpcs(&self) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        let total: u64 = self.samples.iter().map(|s| u64::from(s.rpcs)).sum();
+        total as f64 / self.samples.len() as f64
+    }
+
+    /// The `q`-quantile of lookup latency.
+    pub fn latency_quantile(&self, q: f64) -> Duration {
+        let ms = self
+            .samples
+            .iter()
+            .map(|s| u32::try_from(s.latency.as_millis()).unwrap_or(u32::MAX))
+            .collect();
+        Duration::from_millis(u64::from(quantile(ms, q)))
+    }
+}
+
+fn quantile(mut values: Vec<u32>, q: f64) -> u32 {
+    if values.is_empty() {
+        return 0;
+    }
+    values.sort_unstable();
+    let last = values.len() - 1;
+    let at = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
+    values.get(at.min(last)).copied().unwrap_or(0)
+}
+
+struct SimNode {
+    core: DhtCore,
+    info: NodeInfo,
+    alive: bool,
+    wake: Option<Timestamp>,
+}
+
+enum Event {
+    Request {
+        from: usize,
+        to: usize,
+        rpc: RpcId,
+        request: DhtRequest,
+    },
+    Answer {
+        to: usize,
+        rpc: RpcId,
+        response: Response,
+    },
+    Wake(usize),
+    Leave,
+    Join,
+}
+
+/// What is known of a measured lookup while it runs.
+struct Trace {
+    target: Key,
+    started: Timestamp,
+    rpcs: u32,
+    rounds: u32,
+    depth: HashMap<PeerId, u32>,
+}
+
+/// A network of [`DhtCore`]s on one virtual clock. See the module docs.
+pub struct Simulation {
+    config: SimConfig,
+    rng: SplitMix64,
+    now: Timestamp,
+    nodes: Vec<SimNode>,
+    by_peer: HashMap<PeerId, usize>,
+    by_addr: HashMap<SocketAddr, usize>,
+    live: usize,
+    events: BinaryHeap<Reverse<(Timestamp, u64)>>,
+    payloads: HashMap<u64, Event>,
+    next_event: u64,
+    rpcs: u64,
+    churn: Option<Churn>,
+    traces: HashMap<(usize, QueryId), Trace>,
+    rpc_rounds: HashMap<(usize, RpcId), (QueryId, u32)>,
+    finished: Vec<(usize, QueryId, QueryResult)>,
+    report: LookupReport,
+}
+
+impl Simulation {
+    /// An empty network.
+    pub fn new(config: SimConfig) -> Self {
+        Self {
+            rng: SplitMix64::new(config.seed),
+            config,
+            now: Timestamp::ZERO,
+            nodes: Vec::new(),
+            by_peer: HashMap::new(),
+            by_addr: HashMap::new(),
+            live: 0,
+            events: BinaryHeap::new(),
+            payloads: HashMap::new(),
+            next_event: 0,
+            rpcs: 0,
+            churn: None,
+            traces: HashMap::new(),
+            rpc_rounds: HashMap::new(),
+            finished: Vec::new(),
+            report: LookupReport::default(),
+        }
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Nodes ever added (dead ones included).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node was added.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Nodes alive.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Whether node `i` is alive.
+    pub fn is_alive(&self, i: usize) -> bool {
+        self.nodes.get(i).is_some_and(|n| n.alive)
+    }
+
+    /// Node `i`'s core.
+    pub fn core(&self, i: usize) -> Option<&DhtCore> {
+        self.nodes.get(i).map(|n| &n.core)
+    }
+
+    /// Node `i`'s id and address.
+    pub fn info(&self, i: usize) -> Option<&NodeInfo> {
+        self.nodes.get(i).map(|n| &n.info)
+    }
+
+    /// Requests delivered or lost so far.
+    pub fn rpcs(&self) -> u64 {
+        self.rpcs
+    }
+
+    /// Starts (or with `None` stops) churn.
+    pub fn set_churn(&mut self, churn: Option<Churn>) {
+        self.churn = churn;
+        if let Some(c) = churn {
+            if c.leaves_per_sec > 0.0 {
+                let at = self.exp_delay(c.leaves_per_sec);
+                self.schedule(at, Event::Leave);
+            }
+            if c.joins_per_sec > 0.0 {
+                let at = self.exp_delay(c.joins_per_sec);
+                self.schedule(at, Event::Join);
+            }
+        }
+    }
+
+    /// Adds a node with a random id. It bootstraps through a random live node (the first
+    /// node has nobody to join). Returns its index.
+    pub fn add_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        let id = PeerId::from_bytes(self.rng.bytes32());
+        let addr = Self::subnet_addr(i);
+        let info = match NodeInfo::new(id, [addr]) {
+            Ok(info) => info,
+            Err(_) => return i,
+        };
+        let seed = self.rng.next_u64();
+        let core = DhtCore::new(id, self.config.dht.clone(), seed);
+        let bootstrap = self.random_live();
+        self.by_peer.insert(id, i);
+        self.by_addr.insert(addr, i);
+        self.nodes.push(SimNode {
+            core,
+            info,
+            alive: true,
+            wake: None,
+        });
+        self.live += 1;
+        if let Some(j) = bootstrap {
+            let seed = Seed {
+                addr: self.nodes.get(j).map_or(addr, |n| n.info.primary_addr()),
+                peer: None,
+            };
+            let now = self.now;
+            if let Some(node) = self.nodes.get_mut(i) {
+                let _ = node.core.bootstrap(now, [seed]);
+            }
+        }
+        self.process(i);
+        i
+    }
+
+    /// Node `i`'s address, in a /24 of its own: `a.b.c.1` with `b.c` from the low 16 bits
+    /// of the index and `a = 10 + ` the bits above (up to 4 million nodes).
+    fn subnet_addr(i: usize) -> SocketAddr {
+        let first = 10u8.wrapping_add(u8::try_from((i >> 16) & 0x3f).unwrap_or(0));
+        let second = u8::try_from((i >> 8) & 0xff).unwrap_or(0);
+        let third = u8::try_from(i & 0xff).unwrap_or(0);
+        SocketAddr::from(([first, second, third, 1], 4000))
+    }
+
+    /// Adds `n` nodes, one every `gap`, running the network in between.
+    pub fn grow(&mut self, n: usize, gap: Duration) {
+        for _ in 0..n {
+            self.add_node();
+            let until = self.now.saturating_add(gap);
+            self.run_until(until);
+        }
+    }
+
+    /// Kills node `i`: it stays in other nodes' tables but never answers again.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(node) = self.nodes.get_mut(i)
+            && node.alive
+        {
+            node.alive = false;
+            self.live -= 1;
+        }
+    }
+
+    /// Kills `fraction` of the live nodes, chosen at random.
+    pub fn kill_fraction(&mut self, fraction: f64) {
+        let target = (self.live as f64 * fraction).round() as usize;
+        let mut killed = 0;
+        while killed < target && self.live > 1 {
+            if let Some(i) = self.random_live() {
+                self.kill(i);
+                killed += 1;
+            }
+        }
+    }
+
+    /// Runs every event up to `until`, then sets the clock to it.
+    pub fn run_until(&mut self, until: Timestamp) {
+        while let Some(Reverse((at, _))) = self.events.peek().copied() {
+            if at > until {
+                break;
+            }
+            let Some(Reverse((at, id))) = self.events.pop() else {
+                break;
+            };
+            self.now = self.now.max(at);
+            if let Some(event) = self.payloads.remove(&id) {
+                self.dispatch(event);
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now.saturating_add(d);
+        self.run_until(until);
+    }
+
+    /// Starts a measured FIND_NODE lookup of `target` from node `from`.
+    pub fn start_lookup(&mut self, from: usize, target: Key) -> Option<QueryId> {
+        let now = self.now;
+        let node = self.nodes.get_mut(from)?;
+        if !node.alive {
+            return None;
+        }
+        let id = node.core.find_node(now, target).ok()?;
+        self.traces.insert(
+            (from, id),
+            Trace {
+                target,
+                started: now,
+                rpcs: 0,
+                rounds: 0,
+                depth: HashMap::new(),
+            },
+        );
+        self.process(from);
+        Some(id)
+    }
+
+    /// Runs `count` measured lookups of random keys from random live nodes, one started
+    /// every `spacing`, and waits for all of them. Returns their figures.
+    pub fn measure_lookups(&mut self, count: usize, spacing: Duration) -> LookupReport {
+        self.report = LookupReport::default();
+        let mut started = 0;
+        for _ in 0..count {
+            if let Some(from) = self.random_live() {
+                let target = Key::from_bytes(self.rng.bytes32());
+                if self.start_lookup(from, target).is_some() {
+                    started += 1;
+                }
+            }
+            self.run_for(spacing);
+        }
+        // Lookups whose node left (churn) never end; stop waiting for them.
+        let deadline = self.now.saturating_add(Duration::from_secs(600));
+        while self.now < deadline && self.traces.keys().any(|(node, _)| self.is_alive(*node)) {
+            self.run_for(Duration::from_millis(100));
+        }
+        self.traces.clear();
+        self.rpc_rounds.clear();
+        let _ = started;
+        std::mem::take(&mut self.report)
+    }
+
+    /// Starts an unmeasured FIND_NODE from node `from`; its result is kept for
+    /// [`take_result`](Self::take_result).
+    pub fn find_node(&mut self, from: usize, target: Key) -> Option<QueryId> {
+        let now = self.now;
+        let id = self.nodes.get_mut(from)?.core.find_node(now, target).ok()?;
+        self.process(from);
+        Some(id)
+    }
+
+    /// Starts a PUT from node `from`.
+    pub fn put(&mut self, from: usize, key: Key, value: Vec<u8>, ttl: Duration) -> Option<QueryId> {
+        let now = self.now;
+        let id = self
+            .nodes
+            .get_mut(from)?
+            .core
+            .put(now, key, value, ttl)
+            .ok()?;
+        self.process(from);
+        Some(id)
+    }
+
+    /// Starts a GET from node `from`.
+    pub fn get(&mut self, from: usize, key: Key) -> Option<QueryId> {
+        let now = self.now;
+        let id = self.nodes.get_mut(from)?.core.get(now, key).ok()?;
+        self.process(from);
+        Some(id)
+    }
+
+    /// Takes the result of query `id` of node `node`, if it finished.
+    pub fn take_result(&mut self, node: usize, id: QueryId) -> Option<QueryResult> {
+        let at = self
+            .finished
+            .iter()
+            .position(|(n, q, _)| *n == node && *q == id)?;
+        Some(self.finished.swap_remove(at).2)
+    }
+
+    /// The true `k` closest live nodes to `target`, other than node `except`.
+    pub fn truth(&self, target: &Key, k: usize, except: usize) -> Vec<PeerId> {
+        let mut live: Vec<(crate::distance::Distance, PeerId)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| n.alive && *i != except)
+            .map(|(_, n)| (target.distance(&n.info.key()), n.info.peer_id()))
+            .collect();
+        if live.len() > k && k > 0 {
+            live.select_nth_unstable_by_key(k - 1, |(d, _)| *d);
+            live.truncate(k);
+        }
+        live.sort_unstable_by_key(|(d, _)| *d);
+        live.into_iter().map(|(_, p)| p).collect()
+    }
+
+    fn random_live(&mut self) -> Option<usize> {
+        if self.live == 0 {
+            return None;
+        }
+        loop {
+            let i = usize::try_from(self.rng.below(self.nodes.len() as u64)).unwrap_or(0);
+            if self.nodes.get(i).is_some_and(|n| n.alive) {
+                return Some(i);
+            }
+        }
+    }
+
+    fn exp_delay(&mut self, rate_per_sec: f64) -> Timestamp {
+        let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let secs = -(1.0 - u).ln() / rate_per_sec;
+        self.now
+            .saturating_add(Duration::from_secs_f64(secs.min(1e6)))
+    }
+
+    fn latency(&mut self) -> Duration {
+        match self.config.latency {
+            Latency::Fixed(d) => d,
+            Latency::Uniform { min, max } => {
+                let span = max.saturating_sub(min).as_micros() as u64;
+                min + Duration::from_micros(self.rng.below(span + 1))
+            }
+            Latency::Exponential { base, mean_extra } => {
+                let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                let extra = (-(1.0 - u).ln()).min(20.0) * mean_extra.as_secs_f64();
+                base + Duration::from_secs_f64(extra)
+            }
+        }
+    }
+
+    fn lost(&mut self) -> bool {
+        self.config.loss > 0.0
+            && ((self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < self.config.loss
+    }
+
+    fn schedule(&mut self, at: Timestamp, event: Event) {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.payloads.insert(id, event);
+        self.events.push(Reverse((at, id)));
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        let now = self.now;
+        match event {
+            Event::Request {
+                from,
+                to,
+                rpc,
+                request,
+            } => {
+                let Some((from_peer, from_addr)) = self
+                    .nodes
+                    .get(from)
+                    .map(|n| (n.info.peer_id(), n.info.primary_addr()))
+                else {
+                    return;
+                };
+                let Some(node) = self.nodes.get_mut(to) else {
+                    return;
+                };
+                if !node.alive {
+                    return;
+                }
+                let reply = node.core.handle_request(now, from_peer, from_addr, request);
+                let response = Response {
+                    responder: node.info.clone(),
+                    reply,
+                };
+                self.process(to);
+                if !self.lost() {
+                    let at = now.saturating_add(self.latency());
+                    self.schedule(
+                        at,
+                        Event::Answer {
+                            to: from,
+                            rpc,
+                            response,
+                        },
+                    );
+                }
+            }
+            Event::Answer { to, rpc, response } => {
+                if !self.is_alive(to) {
+                    return;
+                }
+                if let Some((query, round)) = self.rpc_rounds.remove(&(to, rpc))
+                    && let Some(trace) = self.traces.get_mut(&(to, query))
+                {
+                    let learned = match &response.reply {
+                        Reply::Nodes(nodes) | Reply::Value { closer: nodes, .. } => {
+                            nodes.as_slice()
+                        }
+                        _ => &[],
+                    };
+                    for node in learned {
+                        trace.depth.entry(node.peer_id()).or_insert(round);
+                    }
+                }
+                if let Some(node) = self.nodes.get_mut(to) {
+                    node.core.on_response(now, rpc, response);
+                }
+                self.process(to);
+            }
+            Event::Wake(i) => {
+                let due = self
+                    .nodes
+                    .get(i)
+                    .is_some_and(|n| n.alive && n.wake == Some(now));
+                if due {
+                    if let Some(node) = self.nodes.get_mut(i) {
+                        node.wake = None;
+                        node.core.handle_timeout(now);
+                    }
+                    self.process(i);
+                }
+            }
+            Event::Leave => {
+                if let Some(i) = self.random_live()
+                    && self.live > 1
+                {
+                    self.kill(i);
+                }
+                if let Some(c) = self.churn
+                    && c.leaves_per_sec > 0.0
+                {
+                    let at = self.exp_delay(c.leaves_per_sec);
+                    self.schedule(at, Event::Leave);
+                }
+            }
+            Event::Join => {
+                self.add_node();
+                if let Some(c) = self.churn
+                    && c.joins_per_sec > 0.0
+                {
+                    let at = self.exp_delay(c.joins_per_sec);
+                    self.schedule(at, Event::Join);
+                }
+            }
+        }
+    }
+
+    /// Drains node `i`'s actions and schedules its next wake.
+    fn process(&mut self, i: usize) {
+        let now = self.now;
+        loop {
+            let Some(node) = self.nodes.get_mut(i) else {
+                return;
+            };
+            if !node.alive {
+                return;
+            }
+            let Some(action) = node.core.poll(now) else {
+                break;
+            };
+            match action {
+                Action::SendRequest {
+                    rpc,
+                    query,
+                    to,
+                    request,
+                } => self.send(i, rpc, query, to, request),
+                Action::QueryFinished { id, result, .. } => self.finished_query(i, id, result),
+            }
+        }
+        let Some(node) = self.nodes.get_mut(i) else {
+            return;
+        };
+        if let Some(at) = node.core.poll_timeout() {
+            let at = at.max(now.saturating_add(Duration::from_millis(1)));
+            if node.wake.is_none_or(|w| at < w || w < now) {
+                node.wake = Some(at);
+                self.schedule(at, Event::Wake(i));
+            }
+        }
+    }
+
+    fn send(
+        &mut self,
+        from: usize,
+        rpc: RpcId,
+        query: Option<QueryId>,
+        to: crate::dht_core::Contact,
+        request: DhtRequest,
+    ) {
+        self.rpcs += 1;
+        let target = to
+            .peer
+            .and_then(|p| self.by_peer.get(&p).copied())
+            .or_else(|| to.addrs.first().and_then(|a| self.by_addr.get(a).copied()));
+        if let Some(query) = query
+            && let Some(trace) = self.traces.get_mut(&(from, query))
+        {
+            let depth = to
+                .peer
+                .and_then(|p| trace.depth.get(&p).copied())
+                .unwrap_or(0);
+            let round = depth + 1;
+            trace.rpcs += 1;
+            trace.rounds = trace.rounds.max(round);
+            self.rpc_rounds.insert((from, rpc), (query, round));
+        }
+        let Some(to) = target else {
+            return;
+        };
+        if self.lost() {
+            return;
+        }
+        let at = self.now.saturating_add(self.latency());
+        self.schedule(
+            at,
+            Event::Request {
+                from,
+                to,
+                rpc,
+                request,
+            },
+        );
+    }
+
+    fn finished_query(&mut self, node: usize, id: QueryId, result: QueryResult) {
+        let Some(trace) = self.traces.remove(&(node, id)) else {
+            if self.finished.len() < 4096 {
+                self.finished.push((node, id, result));
+            }
+            return;
+        };
+        self.rpc_rounds
+            .retain(|(n, _), (q, _)| !(*n == node && *q == id));
+        let QueryResult::FindNode { closest } = result else {
+            return;
+        };
+        let target_k = self.config.dht.lookup.k;
+        let found: Vec<PeerId> = closest.iter().map(NodeInfo::peer_id).collect();
+        let exact = found == self.truth(&trace.target, target_k, node);
+        self.report.samples.push(LookupSample {
+            rounds: trace.rounds,
+            rpcs: trace.rpcs,
+            exact,
+            latency: self.now.saturating_duration_since(trace.started),
+        });
+    }
+}
