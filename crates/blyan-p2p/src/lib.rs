@@ -7,8 +7,8 @@
 //!
 //! - [`PeerSet`]: keeps `target_outbound` outbound peers from the bootstrap list and the
 //!   DHT, admits every connection through `SecurityManager`, runs the [`Status`] handshake
-//!   ([`check_status`] → [`StatusMismatch`]), pings quiet peers, disconnects on score
-//!   verdicts and redials with exponential backoff and seeded jitter.
+//!   ([`check_status`] → [`StatusMismatch`]) and repeats it every minute, pings quiet
+//!   peers, disconnects on score verdicts, redials with exponential backoff and jitter.
 //! - [`SyncScheduler`]: headers-first sync. A block locator finds the fork point; headers
 //!   arrive in batches from rotating peers and are checked (producer, signature, parent)
 //!   before any body is asked for; bodies come from several peers at once in a moving
@@ -19,8 +19,8 @@
 //! - [`GossipRouter`]: new blocks and transactions travel in signed [`GossipEnvelope`]s
 //!   (origin key, nonce, timestamp; `gossip` signature domain, chain id bound). Each is
 //!   checked once (seen-cache), signature then replay window, handed to the driver to
-//!   validate, and only then pushed in full to `⌊√n⌋` peers and announced to the rest,
-//!   who fetch it on demand.
+//!   validate ([`check_gossip_block`] for blocks), and only then pushed in full to
+//!   `⌊√n⌋` peers and announced to the rest, who fetch it on demand.
 //!
 //! The messages ([`SyncRequest`]/[`SyncResponse`] on protocol byte [`SYNC_PROTOCOL`],
 //! [`GossipMessage`] on [`GOSSIP_PROTOCOL`]) use the `blyan-wire` codec ([`WireMessage`]);
