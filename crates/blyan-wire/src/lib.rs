@@ -1,63 +1,63 @@
 //! # blyan-wire: the bytes between Blyan nodes
 //!
-//! This crate turns typed messages into bytes and back. It knows no domain type: anything
-//! that is `Serialize + DeserializeOwned` travels. Three layers, each usable alone:
+//! Typed messages to bytes and back, and the authenticated QUIC transport that carries them.
+//! It knows no domain type: anything `Serialize + DeserializeOwned` travels, and each
+//! protocol crate (DHT, p2p) owns its message enum and its [`Protocol`] byte.
 //!
-//! 1. **Canonical encoding** ([`to_canonical_bytes`], [`from_canonical_bytes`]): compact
-//!    MsgPack via `rmp-serde`. Structs are arrays of their fields (no names), integers take
-//!    their shortest form, fields annotated `#[serde(with = "serde_bytes")]` are MsgPack
-//!    `bin` (a plain `Vec<u8>` would be an array of integers: annotate it). The same value
-//!    always encodes to the same bytes (use `BTreeMap`, never `HashMap`), which is why
-//!    consensus hashes exactly these bytes. Decoding rejects trailing bytes and nesting
-//!    deeper than [`Limits::max_depth`].
-//! 2. **Messages** ([`Codec::serialize`], [`network_serializer`]): `flags (u8) | payload`.
-//!    Bit 0 of `flags` means the payload is zstd; any other bit is [`CodecError::UnknownFlags`].
-//!    A payload over 1 KiB is compressed when that makes it strictly smaller.
-//! 3. **Frames** ([`Codec::frame`], [`FrameDecoder`], [`Codec::read_frame`]):
-//!    `length (u32 big-endian) | flags | payload`, where `length` counts flags + payload.
-//!
-//! ## Guarantees
-//!
-//! * No decoder panics on any byte string; every failure is a [`CodecError`].
-//! * A frame length is checked against [`Limits::max_frame_len`] (16 MiB) before a payload
-//!   byte is read or allocated, and buffers grow with the bytes that actually arrive.
-//! * Decompression stops after [`Limits::max_decompressed_len`] (16 MiB) + 1 output bytes:
-//!   the size a zstd header announces is never trusted, and a frame asking for a window
-//!   larger than the limit needs is refused. Encoders never exceed their own limits.
-//! * Only the canonical MsgPack bytes are canonical: compressed bytes depend on the zstd
-//!   version, so hash and sign the canonical encoding, never a frame.
-//!
-//! ## Features
-//!
-//! `transport` (default) will carry the QUIC transport; it enables `async-io`
-//! ([`Codec::read_frame`] / [`Codec::write_frame`] over tokio). With
-//! `default-features = false` the crate is the codec alone, without tokio.
-//!
-//! ## Example
+//! 1. **Canonical encoding** ([`to_canonical_bytes`]): compact MsgPack (structs as arrays,
+//!    `serde_bytes` fields as `bin`), deterministic: consensus hashes and signs these bytes,
+//!    never frames. Decoding rejects trailing bytes and nesting beyond [`Limits`].
+//! 2. **Messages** ([`Codec::serialize`], [`network_serializer`]): `flags | payload`, bit 0 =
+//!    zstd (above 1 KiB, when smaller). **Frames** ([`Codec::frame`], [`FrameDecoder`]):
+//!    `length (u32 BE) | flags | payload`, the length checked (16 MiB) before a payload byte
+//!    is read; decompression stops at 16 MiB (a zstd bomb is an error). No decoder panics.
+//! 3. **Transport** (feature `transport`, default): an [`Endpoint`] on quinn + rustls (ring),
+//!    TLS 1.3 only, ALPN `blyan/1`, mutual authentication. A node's certificate is
+//!    self-signed with its Ed25519 key ([`self_signed_certificate`], signed through
+//!    blyan-crypto); [`verify_peer_certificate`] accepts exactly such a certificate and the
+//!    remote's `PeerId` is SHA-256 of its key. [`Endpoint::dial`] with an expected `PeerId`
+//!    fails with [`DialError::PeerIdMismatch`] inside the handshake. A [`Connection`] carries
+//!    one request per bidirectional stream (`protocol | frame` → `frame`) and one-way
+//!    messages on unidirectional streams; [`Connection::accept_inbound`] yields
+//!    [`Inbound`] requests (answer once, or drop: the peer sees [`ResetCode::Refused`]) and
+//!    messages. Every cap and timeout is in [`TransportConfig`]: QUIC stream limits, an
+//!    inbound byte budget, deadlines on outbound requests and on inbound reads (a stalled
+//!    stream is reset alone), handshake, idle and close. `SimNetwork` (feature `sim`) runs
+//!    the same endpoint over an in-process network with cut, delayed and lossy links.
+//!    Byte-level spec: `docs/protocol.md`, "Transport".
 //!
 //! ```
-//! use blyan_wire::{Codec, network_serializer};
-//! use serde::{Deserialize, Serialize};
-//!
-//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
-//! struct Ping {
-//!     nonce: u64,
-//!     #[serde(with = "serde_bytes")]
-//!     payload: Vec<u8>,
-//! }
-//!
-//! let ping = Ping { nonce: 7, payload: vec![1, 2, 3] };
-//! let message = network_serializer::serialize(&ping)?;
-//! assert_eq!(network_serializer::deserialize::<Ping>(&message)?, ping);
-//!
-//! // Frames can arrive in any chunks; the decoder waits for a whole one.
-//! let frame = Codec::DEFAULT.frame(&ping)?;
-//! let mut buf = bytes::BytesMut::from(&frame[..3]);
-//! assert_eq!(Codec::DEFAULT.decode_frame::<Ping>(&mut buf)?, None);
-//! buf.extend_from_slice(&frame[3..]);
-//! assert_eq!(Codec::DEFAULT.decode_frame::<Ping>(&mut buf)?, Some(ping));
-//! # Ok::<(), blyan_wire::CodecError>(())
+//! let frame = blyan_wire::Codec::DEFAULT.frame(&(1u8, "hi"))?;
+//! assert_eq!(&frame[..], &[0, 0, 0, 6, 0, 0x92, 0x01, 0xa2, b'h', b'i']);
+//! # #[cfg(feature = "transport")] {
+//! use blyan_crypto::KeyPair;
+//! use blyan_wire::{Endpoint, Inbound, Protocol, TransportConfig};
+//! const ADD_ONE: Protocol = Protocol(1);
+//! tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//!     let config = TransportConfig::default();
+//!     let server = Endpoint::bind("127.0.0.1:0".parse()?, &KeyPair::generate()?, config.clone())?;
+//!     let client = Endpoint::bind("127.0.0.1:0".parse()?, &KeyPair::generate()?, config)?;
+//!     let (dialed, accepted) =
+//!         tokio::join!(client.dial(server.local_addr()?, Some(server.peer_id())), server.accept());
+//!     let (connection, accepted) = (dialed?, accepted.ok_or("endpoint closed")?);
+//!     assert_eq!(accepted.remote_peer_id(), client.peer_id());
+//!     tokio::spawn(async move {
+//!         while let Some(Inbound::Request(request)) = accepted.accept_inbound().await {
+//!             if let Ok(n) = request.decode::<u64>() {
+//!                 let _ = request.respond(&(n + 1)).await;
+//!             }
+//!         }
+//!     });
+//!     assert_eq!(connection.request::<u64, u64>(ADD_ONE, &41).await?, 42);
+//!     server.close().await;
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! **Still to come:** transport metrics via the `metrics` facade; one-connection-per-peer
+//! (dial deduplication, per-peer caps) is blyan-p2p's peer manager's policy.
 
 #[cfg(feature = "async-io")]
 mod async_io;
