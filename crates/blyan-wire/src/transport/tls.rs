@@ -133,14 +133,23 @@ fn verify_handshake_signature(
     cert: &CertificateDer<'_>,
     dss: &DigitallySignedStruct,
 ) -> Result<HandshakeSignatureValid, rustls::Error> {
-    if dss.scheme != SignatureScheme::ED25519 {
+    check_handshake_signature(message, cert, dss.scheme, dss.signature())
+}
+
+fn check_handshake_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    scheme: SignatureScheme,
+    signature: &[u8],
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    if scheme != SignatureScheme::ED25519 {
         return Err(rustls::Error::PeerMisbehaved(
             rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
         ));
     }
     // rustls passes the end-entity certificate that `verify_*_cert` accepted just before.
     let key: PublicKey = certificate_key(cert).map_err(invalid)?;
-    let signature = <[u8; 64]>::try_from(dss.signature())
+    let signature = <[u8; 64]>::try_from(signature)
         .map(Signature::from_bytes)
         .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature))?;
     hazmat::verify_raw(&key, message, &signature)
@@ -289,4 +298,68 @@ pub(crate) fn negotiated_alpn(connection: &quinn::Connection) -> Option<Vec<u8>>
         .downcast::<quinn::crypto::rustls::HandshakeData>()
         .ok()?;
     data.protocol
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(expected: Option<PeerId>) -> PeerVerifier {
+        PeerVerifier::new(expected, Arc::new(VerifiedCertificates::default()))
+    }
+
+    fn cert(seed: u8) -> CertificateDer<'static> {
+        CertificateDer::from(self_signed_certificate(&KeyPair::from_seed(&[seed; 32])))
+    }
+
+    #[test]
+    fn intermediates_are_refused() {
+        assert!(
+            verifier(None)
+                .verify_certificate(&cert(1), &[cert(2)])
+                .is_err()
+        );
+        assert!(verifier(None).verify_certificate(&cert(1), &[]).is_ok());
+    }
+
+    #[test]
+    fn an_unexpected_peer_is_refused_and_remembered() {
+        let expected = KeyPair::from_seed(&[9; 32]).peer_id();
+        let verifier = verifier(Some(expected));
+        assert!(verifier.verify_certificate(&cert(1), &[]).is_err());
+        assert_eq!(
+            verifier.mismatch(),
+            Some(KeyPair::from_seed(&[1; 32]).peer_id())
+        );
+    }
+
+    #[test]
+    fn handshake_signatures_must_be_ed25519_by_the_certificate_key() {
+        let key = KeyPair::from_seed(&[1; 32]);
+        let message = b"TLS 1.3 CertificateVerify content";
+        let signature = hazmat::sign_raw(&key, message).to_bytes();
+        let ed25519 = SignatureScheme::ED25519;
+        assert!(check_handshake_signature(message, &cert(1), ed25519, &signature).is_ok());
+        // Another key's certificate, another message, another scheme, a short signature.
+        assert!(check_handshake_signature(message, &cert(2), ed25519, &signature).is_err());
+        assert!(check_handshake_signature(b"other", &cert(1), ed25519, &signature).is_err());
+        let ecdsa = SignatureScheme::ECDSA_NISTP256_SHA256;
+        assert!(check_handshake_signature(message, &cert(1), ecdsa, &signature).is_err());
+        assert!(check_handshake_signature(message, &cert(1), ed25519, &signature[..63]).is_err());
+    }
+
+    #[test]
+    fn the_node_key_signs_only_ed25519() {
+        let key = KeyPair::from_seed(&[1; 32]);
+        let signing = NodeSigningKey(Arc::new(key.clone()));
+        assert!(
+            signing
+                .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
+                .is_none()
+        );
+        let signer = signing.choose_scheme(&[SignatureScheme::ED25519]).unwrap();
+        let signature = signer.sign(b"content").unwrap();
+        let signature = Signature::from_bytes(signature.try_into().unwrap());
+        assert!(hazmat::verify_raw(&key.public_key(), b"content", &signature).is_ok());
+    }
 }

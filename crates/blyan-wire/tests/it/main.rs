@@ -12,6 +12,7 @@ mod alloc_meter;
 #[cfg(feature = "async-io")]
 mod async_frames;
 mod bomb;
+mod certificates;
 mod frames;
 mod model;
 mod roundtrip;

@@ -7,7 +7,7 @@ use blyan_wire::{Codec, Endpoint, Inbound, Limits, RequestError, ResetCode, Tran
 
 use crate::bomb::{message as zstd_message, rle_bomb};
 use crate::transport_support::{
-    HOLD, PING, Ping, config, key, localhost, raw_client, serve, within,
+    HOLD, PING, Ping, config, key, localhost, raw_client, raw_client_with_alpn, serve, within,
 };
 
 /// A server that serves every connection it accepts.
@@ -264,4 +264,106 @@ async fn a_stalled_inbound_stream_is_reset_without_blocking_others() {
         other => panic!("expected a reset, got {other:?}"),
     }
     healthy_client_works(&server, 14).await;
+}
+
+#[tokio::test]
+async fn a_client_with_another_or_no_alpn_is_refused() {
+    let server = spawn_server(config());
+    let addr = server.local_addr().unwrap();
+    let client_key = key(15);
+    for alpn in [&[b"h3".as_slice()][..], &[]] {
+        let raw = raw_client_with_alpn(Some(&client_key), alpn);
+        let connecting = raw.connect(addr, "blyan").unwrap();
+        let reason = match within(connecting).await {
+            Err(reason) => reason,
+            Ok(connection) => within(connection.closed()).await,
+        };
+        let refused = match &reason {
+            // rustls: no_application_protocol (120) for a protocol we do not speak.
+            quinn::ConnectionError::ConnectionClosed(close) => {
+                close.error_code == quinn::TransportErrorCode::crypto(120)
+            }
+            // No ALPN at all: the endpoint closes the established connection itself.
+            quinn::ConnectionError::ApplicationClosed(close) => {
+                close.error_code == blyan_wire::close_code::WRONG_PROTOCOL.into()
+            }
+            _ => false,
+        };
+        assert!(refused, "ALPN {alpn:?}: unexpected outcome {reason:?}");
+    }
+    healthy_client_works(&server, 16).await;
+}
+
+#[tokio::test]
+async fn unhandled_inbound_bytes_are_held_to_the_budget() {
+    // A budget of one 64 KiB frame: a second large request is not read while the first
+    // one is held, and is read as soon as it is answered.
+    let tight = TransportConfig {
+        limits: Limits {
+            max_frame_len: 64 * 1024,
+            ..Limits::DEFAULT
+        },
+        max_inbound_bytes_per_connection: 0,
+        ..config()
+    };
+    let server = Endpoint::bind(localhost(), &key(100), tight).unwrap();
+    // Uncompressed, so that each request really is 40 KiB on the wire.
+    let plain = TransportConfig {
+        compression: blyan_wire::Compression::Disabled,
+        ..config()
+    };
+    let client = Endpoint::bind(localhost(), &key(17), plain).unwrap();
+    let (dialed, accepted) = within(async {
+        tokio::join!(
+            client.dial(server.local_addr().unwrap(), None),
+            server.accept()
+        )
+    })
+    .await;
+    let (connection, server_side) = (dialed.unwrap(), accepted.unwrap());
+    let big = Ping {
+        n: 1,
+        data: vec![1; 40 * 1024],
+    };
+    let requests: Vec<_> = (0..2)
+        .map(|n| {
+            let connection = connection.clone();
+            let ping = Ping { n, ..big.clone() };
+            tokio::spawn(async move { connection.request::<_, Ping>(HOLD, &ping).await })
+        })
+        .collect();
+    let Some(Inbound::Request(first)) = within(server_side.accept_inbound()).await else {
+        panic!("expected a request");
+    };
+    let second =
+        tokio::time::timeout(Duration::from_millis(300), server_side.accept_inbound()).await;
+    assert!(
+        second.is_err(),
+        "a second frame was read beyond the byte budget"
+    );
+    let n = first.decode::<Ping>().unwrap().n;
+    first
+        .respond(&Ping {
+            n: n + 10,
+            data: vec![],
+        })
+        .await
+        .unwrap();
+    let Some(Inbound::Request(second)) = within(server_side.accept_inbound()).await else {
+        panic!("expected the second request");
+    };
+    let m = second.decode::<Ping>().unwrap().n;
+    second
+        .respond(&Ping {
+            n: m + 10,
+            data: vec![],
+        })
+        .await
+        .unwrap();
+    let mut answers: Vec<u64> = Vec::new();
+    for request in requests {
+        answers.push(within(request).await.unwrap().unwrap().n);
+    }
+    answers.sort_unstable();
+    assert_eq!(answers, vec![10, 11]);
 }

@@ -155,6 +155,11 @@ impl ServerCertVerifier for AcceptAnyServer {
 /// A plain quinn client endpoint: with `identity`, it presents that key's Blyan
 /// certificate (signing through rustls' own ring provider); without, no certificate.
 pub(crate) fn raw_client(identity: Option<&KeyPair>) -> quinn::Endpoint {
+    raw_client_with_alpn(identity, &[ALPN])
+}
+
+/// [`raw_client`] offering the given ALPN protocols (possibly none).
+pub(crate) fn raw_client_with_alpn(identity: Option<&KeyPair>, alpn: &[&[u8]]) -> quinn::Endpoint {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -172,7 +177,7 @@ pub(crate) fn raw_client(identity: Option<&KeyPair>) -> quinn::Endpoint {
             .unwrap(),
         None => builder.with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client(localhost()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic_tls)));
