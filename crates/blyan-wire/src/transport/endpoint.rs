@@ -138,16 +138,16 @@ impl Endpoint {
             Arc::clone(&self.inner.verified),
         ));
         let tls = client_config(Arc::clone(&self.inner.identity), Arc::clone(&verifier))
-            .map_err(|err| DialError::Connect(ConnectFailure::Tls(err.to_string())))?;
+            .map_err(|err| DialError::Connect(ConnectFailure::tls(err)))?;
         let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|err| DialError::Connect(ConnectFailure::Tls(err.to_string())))?;
+            .map_err(|err| DialError::Connect(ConnectFailure::tls(err)))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic_tls));
         client.transport_config(Arc::clone(&self.inner.transport));
         let connecting = self
             .inner
             .quic
             .connect_with(client, addr, SERVER_NAME)
-            .map_err(|err| DialError::Connect(ConnectFailure::Quic(err)))?;
+            .map_err(|err| DialError::Connect(ConnectFailure::quic(err)))?;
         let after = self.inner.config.handshake_timeout;
         match tokio::time::timeout(after, connecting).await {
             Err(_) => Err(DialError::HandshakeTimeout { after }),

@@ -183,20 +183,37 @@ pub enum DialError {
 /// Why a dial could not start: opaque, so that quinn's and rustls' errors are not part of
 /// this crate's API.
 #[derive(Debug)]
-pub enum ConnectFailure {
-    /// quinn refused to start the connection (endpoint closed, invalid address).
-    #[doc(hidden)]
+pub struct ConnectFailure(FailureKind);
+
+#[derive(Debug)]
+enum FailureKind {
     Quic(quinn::ConnectError),
-    /// The TLS client configuration could not be built.
-    #[doc(hidden)]
     Tls(String),
+}
+
+impl ConnectFailure {
+    pub(crate) fn quic(err: quinn::ConnectError) -> Self {
+        Self(FailureKind::Quic(err))
+    }
+
+    pub(crate) fn tls(err: impl fmt::Display) -> Self {
+        Self(FailureKind::Tls(err.to_string()))
+    }
+
+    /// True when the endpoint was closed before the dial.
+    pub fn is_endpoint_closed(&self) -> bool {
+        matches!(
+            self.0,
+            FailureKind::Quic(quinn::ConnectError::EndpointStopping)
+        )
+    }
 }
 
 impl fmt::Display for ConnectFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Quic(err) => err.fmt(f),
-            Self::Tls(err) => f.write_str(err),
+        match &self.0 {
+            FailureKind::Quic(err) => err.fmt(f),
+            FailureKind::Tls(err) => f.write_str(err),
         }
     }
 }
