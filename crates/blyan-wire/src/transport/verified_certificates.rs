@@ -15,9 +15,16 @@ use crate::certificate::{CertificateError, verify_peer_certificate};
 const CAPACITY: usize = 1024;
 
 /// Certificates (by SHA-256 of their exact bytes) that passed [`verify_peer_certificate`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct VerifiedCertificates {
+    capacity: usize,
     state: Mutex<State>,
+}
+
+impl Default for VerifiedCertificates {
+    fn default() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +34,13 @@ struct State {
 }
 
 impl VerifiedCertificates {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            capacity,
+            state: Mutex::default(),
+        }
+    }
+
     /// [`verify_peer_certificate`], answered from memory for certificates seen before.
     /// Same verdict either way: the key is a function of the exact bytes.
     pub(crate) fn verify(&self, der: &[u8]) -> Result<PublicKey, CertificateError> {
@@ -41,7 +55,7 @@ impl VerifiedCertificates {
         let mut state = self.lock();
         if state.keys.insert(digest, key).is_none() {
             state.order.push_back(digest);
-            while state.order.len() > CAPACITY {
+            while state.order.len() > self.capacity {
                 if let Some(oldest) = state.order.pop_front() {
                     state.keys.remove(&oldest);
                 }
@@ -62,7 +76,8 @@ mod tests {
 
     #[test]
     fn remembers_good_certificates_never_bad_ones_and_stays_bounded() {
-        let cache = VerifiedCertificates::default();
+        const SMALL: usize = 8;
+        let cache = VerifiedCertificates::with_capacity(SMALL);
         let key = KeyPair::from_seed(&[1; 32]);
         let cert = crate::self_signed_certificate(&key);
         assert_eq!(cache.verify(&cert), Ok(key.public_key()));
@@ -74,14 +89,14 @@ mod tests {
         assert_eq!(cache.verify(&bad), Err(CertificateError::BadSignature));
         assert_eq!(cache.lock().keys.len(), 1);
 
-        for seed in 0..(CAPACITY as u32 + 10) {
+        for seed in 0..(SMALL as u32 + 10) {
             let mut bytes = [0_u8; 32];
             bytes[..4].copy_from_slice(&seed.to_le_bytes());
             let key = KeyPair::from_seed(&bytes);
             cache.verify(&crate::self_signed_certificate(&key)).unwrap();
         }
         let state = cache.lock();
-        assert_eq!(state.keys.len(), CAPACITY);
-        assert_eq!(state.order.len(), CAPACITY);
+        assert_eq!(state.keys.len(), SMALL);
+        assert_eq!(state.order.len(), SMALL);
     }
 }
