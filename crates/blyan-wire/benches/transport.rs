@@ -240,46 +240,73 @@ async fn raw_exchange(connection: &quinn::Connection, message: &[u8]) -> Vec<u8>
 
 // ---------------------------------------------------------------- benchmarks
 
+/// Criterion's `iter_custom`: runs `op` `iters` times on `rt` and returns the elapsed time.
+fn timed<F, Fut>(rt: &Runtime, iters: u64, mut op: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    rt.block_on(async {
+        let started = Instant::now();
+        for _ in 0..iters {
+            op().await;
+        }
+        started.elapsed()
+    })
+}
+
+/// The six measured operations, shared by the criterion groups and the paired run.
+async fn blyan_handshake(setup: &BlyanSetup) {
+    let server = setup.server.local_addr().unwrap();
+    let connection = setup
+        .client
+        .dial(server, Some(setup.server.peer_id()))
+        .await
+        .unwrap();
+    connection.close();
+}
+
+async fn raw_handshake(setup: &RawSetup) {
+    let connecting = setup.client.connect(setup.server_addr, "blyan").unwrap();
+    connecting.await.unwrap().close(0_u32.into(), b"");
+}
+
+async fn blyan_small(setup: &BlyanSetup) {
+    let response = setup.connection.request_bytes(ECHO, &SMALL).await.unwrap();
+    assert_eq!(response.len(), SMALL.len());
+}
+
+async fn raw_small(setup: &RawSetup) {
+    let response = raw_exchange(&setup.connection, &SMALL).await;
+    assert_eq!(response.len(), SMALL.len() + 5);
+}
+
+async fn blyan_bulk(setup: &BlyanSetup, message: &[u8]) {
+    let response = setup.connection.request_bytes(ECHO, message).await.unwrap();
+    assert_eq!(&response[..], &ACK);
+}
+
+async fn raw_bulk(setup: &RawSetup, message: &[u8]) {
+    let response = raw_exchange(&setup.connection, message).await;
+    assert_eq!(&response[..], &ACK);
+}
+
+fn bulk_message() -> Vec<u8> {
+    let mut message = vec![0x5a_u8; BULK_LEN];
+    message[0] = 0x00;
+    message
+}
+
 fn handshake(c: &mut Criterion) {
     let rt = runtime();
     let blyan = rt.block_on(blyan_setup());
     let raw = rt.block_on(raw_setup());
-    let server_addr = blyan.server.local_addr().unwrap();
-    let server_id = blyan.server.peer_id();
-
     let mut group = c.benchmark_group("transport/handshake");
     group.bench_function("blyan_mutual_auth", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let connection = blyan
-                        .client
-                        .dial(server_addr, Some(server_id))
-                        .await
-                        .unwrap();
-                    connection.close();
-                }
-                started.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed(&rt, iters, || blyan_handshake(&blyan)))
     });
     group.bench_function("raw_quinn", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let connection = raw
-                        .client
-                        .connect(raw.server_addr, "blyan")
-                        .unwrap()
-                        .await
-                        .unwrap();
-                    connection.close(0_u32.into(), b"");
-                }
-                started.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed(&rt, iters, || raw_handshake(&raw)))
     });
     group.finish();
 }
@@ -290,28 +317,10 @@ fn small_request(c: &mut Criterion) {
     let raw = rt.block_on(raw_setup());
     let mut group = c.benchmark_group("transport/small_request");
     group.bench_function("blyan", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let response = blyan.connection.request_bytes(ECHO, &SMALL).await.unwrap();
-                    assert_eq!(response.len(), SMALL.len());
-                }
-                started.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed(&rt, iters, || blyan_small(&blyan)))
     });
     group.bench_function("raw_quinn", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let response = raw_exchange(&raw.connection, &SMALL).await;
-                    assert_eq!(response.len(), SMALL.len() + 5);
-                }
-                started.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed(&rt, iters, || raw_small(&raw)))
     });
     group.finish();
 }
@@ -320,38 +329,15 @@ fn bulk(c: &mut Criterion) {
     let rt = runtime();
     let blyan = rt.block_on(blyan_setup());
     let raw = rt.block_on(raw_setup());
-    let mut message = vec![0x5a_u8; BULK_LEN];
-    message[0] = 0x00;
+    let message = bulk_message();
     let mut group = c.benchmark_group("transport/bulk_8MiB");
     group.throughput(Throughput::Bytes(BULK_LEN as u64));
     group.sample_size(10);
     group.bench_function("blyan", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let response = blyan
-                        .connection
-                        .request_bytes(ECHO, &message)
-                        .await
-                        .unwrap();
-                    assert_eq!(&response[..], &ACK);
-                }
-                started.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed(&rt, iters, || blyan_bulk(&blyan, &message)))
     });
     group.bench_function("raw_quinn", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let response = raw_exchange(&raw.connection, &message).await;
-                    assert_eq!(&response[..], &ACK);
-                }
-                started.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed(&rt, iters, || raw_bulk(&raw, &message)))
     });
     group.finish();
 }
@@ -410,58 +396,27 @@ fn paired_report() {
     let rt = runtime();
     let blyan = rt.block_on(blyan_setup());
     let raw = rt.block_on(raw_setup());
-    let server_addr = blyan.server.local_addr().unwrap();
-    let server_id = blyan.server.peer_id();
-    let mut message = vec![0x5a_u8; BULK_LEN];
-    message[0] = 0x00;
-
+    let message = bulk_message();
     paired(
         &rt,
         "handshake",
         400,
-        || async {
-            let connection = blyan
-                .client
-                .dial(server_addr, Some(server_id))
-                .await
-                .unwrap();
-            connection.close();
-        },
-        || async {
-            let connection = raw
-                .client
-                .connect(raw.server_addr, "blyan")
-                .unwrap()
-                .await
-                .unwrap();
-            connection.close(0_u32.into(), b"");
-        },
+        || blyan_handshake(&blyan),
+        || raw_handshake(&raw),
     );
     paired(
         &rt,
         "small_request",
         3000,
-        || async {
-            blyan.connection.request_bytes(ECHO, &SMALL).await.unwrap();
-        },
-        || async {
-            raw_exchange(&raw.connection, &SMALL).await;
-        },
+        || blyan_small(&blyan),
+        || raw_small(&raw),
     );
     paired(
         &rt,
         "bulk_8MiB",
         40,
-        || async {
-            blyan
-                .connection
-                .request_bytes(ECHO, &message)
-                .await
-                .unwrap();
-        },
-        || async {
-            raw_exchange(&raw.connection, &message).await;
-        },
+        || blyan_bulk(&blyan, &message),
+        || raw_bulk(&raw, &message),
     );
 }
 
@@ -475,8 +430,9 @@ criterion_group! {
 
 fn main() {
     benches();
-    // Skipped when criterion only lists benchmarks (`cargo test --benches`, `--list`).
-    if !std::env::args().any(|arg| arg == "--list" || arg == "--test") {
+    // Only under `cargo bench` (which passes `--bench`), not in test mode or `--list`.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|arg| arg == "--bench") && !args.iter().any(|arg| arg == "--list") {
         paired_report();
     }
     Criterion::default().configure_from_args().final_summary();

@@ -198,14 +198,29 @@ fn reset_code(failure: &ReadFailure) -> Option<ResetCode> {
     }
 }
 
+/// Reads one stream under the inbound read deadline; on failure, the code to reset it with
+/// (`None` when the peer already reset it or the connection is gone).
+async fn read_within_deadline(
+    recv: &mut quinn::RecvStream,
+    context: &InboundContext,
+) -> Result<(Protocol, Bytes, OwnedSemaphorePermit), Option<ResetCode>> {
+    match tokio::time::timeout(context.read_timeout, read_stream(recv, context)).await {
+        Ok(Ok(read)) => Ok(read),
+        Ok(Err(failure)) => {
+            tracing::debug!(?failure, "inbound stream failed");
+            Err(reset_code(&failure))
+        }
+        Err(_) => Err(Some(ResetCode::Timeout)),
+    }
+}
+
 async fn read_request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     context: InboundContext,
 ) {
-    let read = tokio::time::timeout(context.read_timeout, read_stream(&mut recv, &context)).await;
-    let code = match read {
-        Ok(Ok((protocol, message, budget))) => {
+    match read_within_deadline(&mut recv, &context).await {
+        Ok((protocol, message, budget)) => {
             let request = InboundRequest {
                 protocol,
                 message,
@@ -216,24 +231,18 @@ async fn read_request(
             };
             // A closed queue means the connection is gone; dropping the request resets it.
             let _ = context.queue.send(Inbound::Request(request)).await;
-            return;
         }
-        Ok(Err(failure)) => {
-            tracing::debug!(?failure, "inbound request stream failed");
-            reset_code(&failure)
+        Err(Some(code)) => {
+            let _ = recv.stop(code.var_int());
+            let _ = send.reset(code.var_int());
         }
-        Err(_) => Some(ResetCode::Timeout),
-    };
-    if let Some(code) = code {
-        let _ = recv.stop(code.var_int());
-        let _ = send.reset(code.var_int());
+        Err(None) => {}
     }
 }
 
 async fn read_message(mut recv: quinn::RecvStream, context: InboundContext) {
-    let read = tokio::time::timeout(context.read_timeout, read_stream(&mut recv, &context)).await;
-    let code = match read {
-        Ok(Ok((protocol, message, budget))) => {
+    match read_within_deadline(&mut recv, &context).await {
+        Ok((protocol, message, budget)) => {
             let message = InboundMessage {
                 protocol,
                 message,
@@ -241,15 +250,10 @@ async fn read_message(mut recv: quinn::RecvStream, context: InboundContext) {
                 _budget: budget,
             };
             let _ = context.queue.send(Inbound::Message(message)).await;
-            return;
         }
-        Ok(Err(failure)) => {
-            tracing::debug!(?failure, "inbound message stream failed");
-            reset_code(&failure)
+        Err(Some(code)) => {
+            let _ = recv.stop(code.var_int());
         }
-        Err(_) => Some(ResetCode::Timeout),
-    };
-    if let Some(code) = code {
-        let _ = recv.stop(code.var_int());
+        Err(None) => {}
     }
 }
