@@ -53,6 +53,17 @@
 //! # Ok::<(), NodeInfoError>(())
 //! ```
 //!
+//! ## Driver
+//!
+//! [`Dht`] (feature `driver`, on by default) is the tokio face: one task owns a [`DhtCore`]
+//! and does its IO over a blyan-wire QUIC `Endpoint`; clones of the handle send it commands
+//! ([`Dht::bootstrap`], [`Dht::find_node`], [`Dht::store`], [`Dht::get`]) over a bounded
+//! queue. Each request dials (or reuses, from a bounded cache) one connection per peer with
+//! the expected peer id and is one stream on [`PROTOCOL_ID`]; an error, a timeout, a bad
+//! answer or a wrong id is a failure for the core. Inbound requests come from a protocol
+//! router ([`Dht::handle_inbound`]) or [`Dht::serve`], at most `max_inbound_requests` at
+//! once. The table is saved to `data_dir` and its nodes are pinged again at the next start.
+//!
 //! ## Still to come
 //!
 //! PING/FIND_NODE/FIND_VALUE/STORE messages; republishing our own values; persistence of
@@ -62,6 +73,8 @@
 mod bounded;
 mod dht_core;
 mod distance;
+#[cfg(feature = "driver")]
+mod driver;
 mod lookup;
 mod node;
 mod node_record;
@@ -79,6 +92,10 @@ pub use dht_core::{
     Action, Contact, DhtConfig, DhtCore, DhtError, QueryId, QueryResult, QueryStats, RpcId, Seed,
 };
 pub use distance::{Distance, KEY_BITS, Key};
+#[cfg(feature = "driver")]
+pub use driver::{
+    Dht, DhtStatus, DriverConfig, DriverError, InboundError, StoreSummary, TABLE_FILE_NAME,
+};
 pub use lookup::{Lookup, LookupAction, LookupConfig, LookupResult, LookupStats};
 pub use node::{MAX_ADDRS, NodeInfo, NodeInfoError, Subnet, take_diverse};
 pub use node_record::{MAX_RECORD_LEN, NodeRecord, RecordError};
