@@ -71,9 +71,10 @@ fn parse() -> Args {
 
 fn print(label: &str, report: &LookupReport) {
     println!(
-        "{label}: {} lookups, exact {:.2}%, rounds median {} p99 {} max {}, rpcs median {} mean {:.1} p99 {}, latency median {} ms p99 {} ms",
+        "{label}: {} lookups, exact {:.2}% ({:.2} of the true 20 found on average), rounds median {} p99 {} max {}, rpcs median {} mean {:.1} p99 {}, latency median {} ms p99 {} ms",
         report.samples.len(),
         100.0 * report.success_rate(),
+        report.mean_found(),
         report.rounds_quantile(0.5),
         report.rounds_quantile(0.99),
         report.rounds_quantile(1.0),

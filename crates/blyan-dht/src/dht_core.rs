@@ -58,6 +58,9 @@ pub struct DhtConfig {
     /// A GET ends as soon as this many nodes answered with values. 1: the first holder's
     /// values (one per publisher) answer the query.
     pub get_quorum: usize,
+    /// While the table holds fewer than k nodes, the bootstrap seeds are asked again this
+    /// often (a join whose messages were lost, or a node that lost its neighbours). 60 s.
+    pub rebootstrap_interval: Duration,
     /// Nodes we answer a FIND_NODE or FIND_VALUE with. 30: k = 20 plus room for entries we
     /// do not know are dead yet, so that the asker still learns the 20 closest live nodes
     /// (with 10% dead entries and 20, lookups in a 10,000-node simulation missed one of
@@ -83,6 +86,7 @@ impl Default for DhtConfig {
             max_candidates: 64,
             get_quorum: 1,
             answer_nodes: 30,
+            rebootstrap_interval: Duration::from_secs(60),
         }
     }
 }
@@ -328,7 +332,14 @@ pub struct DhtCore {
     own_values: BTreeMap<Key, OwnValue>,
     last_refresh: Vec<Timestamp>,
     next_maintenance: Timestamp,
+    /// The last bootstrap's seeds (at most [`MAX_SEEDS`]), asked again while the table is
+    /// short.
+    seeds: Vec<Seed>,
+    next_rebootstrap: Timestamp,
 }
+
+/// Seeds remembered for re-bootstrapping.
+const MAX_SEEDS: usize = 16;
 
 impl DhtCore {
     /// A node with id `local` and an empty table. `seed` seeds its random choices (refresh
@@ -351,6 +362,8 @@ impl DhtCore {
             own_values: BTreeMap::new(),
             last_refresh: vec![Timestamp::ZERO; KEY_BITS],
             next_maintenance: Timestamp::ZERO,
+            seeds: Vec::new(),
+            next_rebootstrap: Timestamp::ZERO,
             config,
         }
     }
@@ -468,6 +481,8 @@ impl DhtCore {
         if seeds.is_empty() {
             return Err(DhtError::NoSeeds);
         }
+        self.seeds = seeds.iter().take(MAX_SEEDS).copied().collect();
+        self.next_rebootstrap = now.saturating_add(self.config.rebootstrap_interval);
         let phase = Phase::Seeding {
             to_send: seeds,
             pending: 0,
@@ -1171,7 +1186,7 @@ impl DhtCore {
 
     /// Kademlia's join: refresh every bucket from our closest neighbour's outwards.
     fn refresh_far_buckets(&mut self, now: Timestamp) {
-        let Some(nearest) = (0..KEY_BITS).find(|i| !self.table.bucket(*i).is_empty()) else {
+        let Some(nearest) = self.table.occupied_buckets().next() else {
             return;
         };
         for bucket in (nearest + 1)..KEY_BITS {
@@ -1241,10 +1256,28 @@ impl DhtCore {
                 own.next_publish = now.saturating_add(period);
             }
         }
+        if self.table.len() < self.config.lookup.k
+            && !self.seeds.is_empty()
+            && now >= self.next_rebootstrap
+            && !self
+                .queries
+                .values()
+                .any(|q| matches!(q.kind, Kind::Bootstrap))
+            && self.queries.len() < self.config.max_queries / 2
+        {
+            self.next_rebootstrap = now.saturating_add(self.config.rebootstrap_interval);
+            let phase = Phase::Seeding {
+                to_send: self.seeds.iter().copied().collect(),
+                pending: 0,
+                learned: Vec::new(),
+            };
+            let own = Key::from(self.local);
+            let _ = self.start(now, Kind::Bootstrap, own, Some(phase), false);
+        }
         if self.table.is_empty() {
             return;
         }
-        let Some(nearest) = (0..KEY_BITS).find(|i| !self.table.bucket(*i).is_empty()) else {
+        let Some(nearest) = self.table.occupied_buckets().next() else {
             return;
         };
         let mut started = 0;

@@ -1,6 +1,7 @@
 //! The iterative Kademlia FIND_NODE as a sans-IO state machine.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -123,7 +124,9 @@ pub struct Lookup {
     local: PeerId,
     config: LookupConfig,
     candidates: BTreeMap<Distance, Candidate>,
-    subnet_counts: HashMap<Subnet, usize>,
+    /// Bounded by `max_candidates`, so a plain multiplicative hash is safe here (a remote
+    /// choosing colliding subnets costs at most `max_candidates` probes per insert).
+    subnet_counts: HashMap<Subnet, usize, BuildHasherDefault<SubnetHasher>>,
     in_flight: usize,
     stats: LookupStats,
     done: Option<LookupResult>,
@@ -143,7 +146,7 @@ impl Lookup {
             local,
             config,
             candidates: BTreeMap::new(),
-            subnet_counts: HashMap::new(),
+            subnet_counts: HashMap::default(),
             in_flight: 0,
             stats: LookupStats::default(),
             done: None,
@@ -247,7 +250,10 @@ impl Lookup {
         }
         self.stats.responses += 1;
         let mut closer = closer;
-        closer.sort_by_key(|n| self.target.distance(&n.key()));
+        // Answers come sorted from honest peers; sort only what is not.
+        if !closer.is_sorted_by_key(|n| self.target.distance(&n.key())) {
+            closer.sort_by_key(|n| self.target.distance(&n.key()));
+        }
         for node in closer.into_iter().take(self.config.max_nodes_per_response) {
             self.add_candidate(node);
         }
@@ -306,6 +312,14 @@ impl Lookup {
             return;
         }
         let distance = self.target.distance(&node.key());
+        if self.candidates.len() >= self.config.max_candidates
+            && self
+                .candidates
+                .last_key_value()
+                .is_none_or(|(farthest, _)| *farthest <= distance)
+        {
+            return;
+        }
         if self.candidates.contains_key(&distance) {
             return;
         }
@@ -383,5 +397,28 @@ impl Lookup {
         };
         self.done = Some(result.clone());
         result
+    }
+}
+
+/// FNV-1a over the few bytes of a [`Subnet`]: fast, and enough for a bounded map.
+#[derive(Default)]
+struct SubnetHasher(u64);
+
+impl Hasher for SubnetHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
     }
 }

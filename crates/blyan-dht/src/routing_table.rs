@@ -145,6 +145,9 @@ pub struct RoutingTable {
     len: usize,
     /// Buckets with a ping outstanding, so `poll_timeout` need not scan 256 buckets.
     pending_pings: usize,
+    /// Bit `i` set iff bucket `i` has entries: lookups skip empty buckets without touching
+    /// them (most of the 256 are empty in any network under 2^250 nodes).
+    occupied: [u64; 4],
 }
 
 impl RoutingTable {
@@ -157,6 +160,7 @@ impl RoutingTable {
             subnet_counts: HashMap::new(),
             len: 0,
             pending_pings: 0,
+            occupied: [0; 4],
         }
     }
 
@@ -242,6 +246,7 @@ impl RoutingTable {
             bucket.entries.push(entry);
             *self.subnet_counts.entry(subnet).or_insert(0) += 1;
             self.len += 1;
+            self.mark(index);
             return InsertOutcome::Inserted;
         }
         bucket.replacements.push_back(entry);
@@ -375,19 +380,26 @@ impl RoutingTable {
         let mut out = Vec::with_capacity(n);
         let mut counts: Vec<(Subnet, usize)> = Vec::new();
         let mut group: Vec<(Distance, &NodeInfo)> = Vec::new();
-        for range in self.buckets_by_distance(target) {
+        for index in self.buckets_by_distance(target) {
             if out.len() == n {
                 break;
             }
-            group.clear();
-            for bucket in self.buckets.get(range).unwrap_or(&[]) {
-                group.extend(
-                    bucket
-                        .entries
-                        .iter()
-                        .map(|e| (target.distance(&e.node.key()), &e.node)),
-                );
+            if !self.is_occupied(index) {
+                continue;
             }
+            let Some(bucket) = self.buckets.get(index) else {
+                continue;
+            };
+            if bucket.entries.is_empty() {
+                continue;
+            }
+            group.clear();
+            group.extend(
+                bucket
+                    .entries
+                    .iter()
+                    .map(|e| (target.distance(&e.node.key()), &e.node)),
+            );
             group.sort_unstable_by_key(|(distance, _)| *distance);
             for (_, node) in &group {
                 if out.len() == n {
@@ -410,20 +422,44 @@ impl RoutingTable {
         out
     }
 
-    /// Bucket ranges in increasing distance from `target`: every node of a range is closer
-    /// to `target` than every node of the ranges after it.
+    /// Buckets in increasing distance from `target`: every node of a bucket is closer to
+    /// `target` than every node of the buckets after it, so each bucket is sorted alone.
     ///
-    /// With `b` the bucket of `target` itself: nodes of bucket `b` share its top bit and are
-    /// within `2^b`; nodes of buckets below `b` are all at a distance with top bit `b`; a
-    /// node of bucket `i > b` is at a distance with top bit `i`. So: `b`, then `0..b`
-    /// together, then `b + 1`, `b + 2`, ... (for our own key, every bucket in order).
-    fn buckets_by_distance(&self, target: &Key) -> impl Iterator<Item = std::ops::Range<usize>> {
-        let first = self.local.distance(target).bucket_index();
-        let head = first.map(|b| [b..b + 1, 0..b]);
-        let tail_start = first.map_or(0, |b| b + 1);
-        head.into_iter()
-            .flatten()
-            .chain((tail_start..KEY_BITS).map(|i| i..i + 1))
+    /// With `D = d(local, target)` and `b` its bucket: nodes of bucket `b` share the top bit
+    /// of `D` and are within `2^b` of `target`; for `i < b`, a node of bucket `i` agrees
+    /// with `D` above bit `i` and differs at bit `i`, so among buckets `0..=i` bucket `i`
+    /// comes first if bit `i` of `D` is 1 and last if it is 0; nodes of buckets above `b`
+    /// are at distances with top bit `i`. Hence: `b`; the `i < b` with bit 1, descending;
+    /// the `i < b` with bit 0, ascending; then `b + 1`, `b + 2`, ... For our own key, every
+    /// bucket in ascending order.
+    fn buckets_by_distance(&self, target: &Key) -> impl Iterator<Item = usize> + use<> {
+        let d = self.local.distance(target);
+        // Bit i of the 256-bit distance is bit i % 64 of word i / 64.
+        let mut dbits = [0u64; 4];
+        for (w, word) in dbits.iter_mut().enumerate() {
+            let end = 32 - 8 * w;
+            let mut bytes = [0u8; 8];
+            if let Some(src) = d.as_bytes().get(end - 8..end) {
+                bytes.copy_from_slice(src);
+            }
+            *word = u64::from_be_bytes(bytes);
+        }
+        let first = d.bucket_index();
+        let below = mask_below(first.unwrap_or(0));
+        let above = match first {
+            Some(b) => not(mask_below(b + 1)),
+            None => [u64::MAX; 4],
+        };
+        let occupied = self.occupied;
+        let ones = and(and(occupied, dbits), below);
+        let zeros = and(and(occupied, not(dbits)), below);
+        let tail = and(occupied, above);
+        first
+            .filter(|b| self.is_occupied(*b))
+            .into_iter()
+            .chain(BitIter::new(ones, true))
+            .chain(BitIter::new(zeros, false))
+            .chain(BitIter::new(tail, false))
     }
 
     fn sorted_by_distance(&self, target: &Key, n: usize) -> Vec<&NodeInfo> {
@@ -557,5 +593,96 @@ impl RoutingTable {
             bucket.entries.insert(at, entry);
             self.len += 1;
         }
+        self.mark(index);
+    }
+
+    /// Brings bucket `index`'s bit in `occupied` up to date.
+    fn mark(&mut self, index: usize) {
+        let filled = self
+            .buckets
+            .get(index)
+            .is_some_and(|b| !b.entries.is_empty());
+        if let Some(word) = self.occupied.get_mut(index / 64) {
+            let bit = 1u64 << (index % 64);
+            if filled {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
+    }
+
+    /// Indices of the buckets that hold entries, ascending.
+    pub(crate) fn occupied_buckets(&self) -> impl Iterator<Item = usize> + use<> {
+        BitIter::new(self.occupied, false)
+    }
+
+    fn is_occupied(&self, index: usize) -> bool {
+        self.occupied
+            .get(index / 64)
+            .is_some_and(|w| w & (1u64 << (index % 64)) != 0)
+    }
+}
+
+/// Bits `0..n` of a 256-bit set.
+fn mask_below(n: usize) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for (w, word) in out.iter_mut().enumerate() {
+        let lo = 64 * w;
+        *word = if n >= lo + 64 {
+            u64::MAX
+        } else if n <= lo {
+            0
+        } else {
+            (1u64 << (n - lo)) - 1
+        };
+    }
+    out
+}
+
+fn and(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
+    [a[0] & b[0], a[1] & b[1], a[2] & b[2], a[3] & b[3]]
+}
+
+fn not(a: [u64; 4]) -> [u64; 4] {
+    [!a[0], !a[1], !a[2], !a[3]]
+}
+
+/// The set bits of a 256-bit set, ascending or descending.
+struct BitIter {
+    words: [u64; 4],
+    descending: bool,
+}
+
+impl BitIter {
+    fn new(words: [u64; 4], descending: bool) -> Self {
+        Self { words, descending }
+    }
+}
+
+impl Iterator for BitIter {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.descending {
+            for w in (0..4).rev() {
+                let word = self.words.get_mut(w)?;
+                if *word != 0 {
+                    let bit = 63 - word.leading_zeros() as usize;
+                    *word &= !(1u64 << bit);
+                    return Some(64 * w + bit);
+                }
+            }
+        } else {
+            for w in 0..4 {
+                let word = self.words.get_mut(w)?;
+                if *word != 0 {
+                    let bit = word.trailing_zeros() as usize;
+                    *word &= *word - 1;
+                    return Some(64 * w + bit);
+                }
+            }
+        }
+        None
     }
 }

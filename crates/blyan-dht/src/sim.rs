@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use blyan_crypto::PeerId;
 
-use crate::dht_core::{Action, DhtConfig, DhtCore, QueryId, QueryResult, RpcId, Seed};
+use crate::dht_core::{Action, DhtConfig, DhtCore, QueryId, QueryResult, QueryStats, RpcId, Seed};
 use crate::distance::Key;
 use crate::node::NodeInfo;
 use crate::rng::SplitMix64;
@@ -93,6 +93,8 @@ pub struct LookupSample {
     pub rpcs: u32,
     /// Whether the result is exactly the true k closest live nodes (by brute force).
     pub exact: bool,
+    /// How many of the true k closest live nodes the result holds.
+    pub found: u32,
     /// Simulated time from start to result.
     pub latency: Duration,
 }
@@ -112,6 +114,15 @@ impl LookupReport {
         }
         let exact = self.samples.iter().filter(|s| s.exact).count();
         exact as f64 / self.samples.len() as f64
+    }
+
+    /// Mean number of the true k closest found per lookup.
+    pub fn mean_found(&self) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        let total: u64 = self.samples.iter().map(|s| u64::from(s.found)).sum();
+        total as f64 / self.samples.len() as f64
     }
 
     /// The `q`-quantile (0.5 = median) of rounds.
@@ -203,7 +214,7 @@ pub struct Simulation {
     churn: Option<Churn>,
     traces: HashMap<(usize, QueryId), Trace>,
     rpc_rounds: HashMap<(usize, RpcId), (QueryId, u32)>,
-    finished: Vec<(usize, QueryId, QueryResult)>,
+    finished: Vec<(usize, QueryId, QueryResult, QueryStats)>,
     report: LookupReport,
 }
 
@@ -453,6 +464,13 @@ impl Simulation {
         Some(id)
     }
 
+    /// Stops node `node` from republishing its value under `key`.
+    pub fn unpublish(&mut self, node: usize, key: &Key) -> bool {
+        self.nodes
+            .get_mut(node)
+            .is_some_and(|n| n.core.unpublish(key))
+    }
+
     /// Starts a GET from node `from`.
     pub fn get(&mut self, from: usize, key: Key) -> Option<QueryId> {
         let now = self.now;
@@ -463,11 +481,17 @@ impl Simulation {
 
     /// Takes the result of query `id` of node `node`, if it finished.
     pub fn take_result(&mut self, node: usize, id: QueryId) -> Option<QueryResult> {
+        self.take_outcome(node, id).map(|(result, _)| result)
+    }
+
+    /// Takes the result and cost of query `id` of node `node`, if it finished.
+    pub fn take_outcome(&mut self, node: usize, id: QueryId) -> Option<(QueryResult, QueryStats)> {
         let at = self
             .finished
             .iter()
-            .position(|(n, q, _)| *n == node && *q == id)?;
-        Some(self.finished.swap_remove(at).2)
+            .position(|(n, q, _, _)| *n == node && *q == id)?;
+        let (_, _, result, stats) = self.finished.swap_remove(at);
+        Some((result, stats))
     }
 
     /// The true `k` closest live nodes to `target`, other than node `except`.
@@ -653,7 +677,9 @@ impl Simulation {
                     to,
                     request,
                 } => self.send(i, rpc, query, to, request),
-                Action::QueryFinished { id, result, .. } => self.finished_query(i, id, result),
+                Action::QueryFinished { id, result, stats } => {
+                    self.finished_query(i, id, result, stats);
+                }
             }
         }
         let Some(node) = self.nodes.get_mut(i) else {
@@ -711,10 +737,10 @@ impl Simulation {
         );
     }
 
-    fn finished_query(&mut self, node: usize, id: QueryId, result: QueryResult) {
+    fn finished_query(&mut self, node: usize, id: QueryId, result: QueryResult, stats: QueryStats) {
         let Some(trace) = self.traces.remove(&(node, id)) else {
             if self.finished.len() < 4096 {
-                self.finished.push((node, id, result));
+                self.finished.push((node, id, result, stats));
             }
             return;
         };
@@ -725,11 +751,14 @@ impl Simulation {
         };
         let target_k = self.config.dht.lookup.k;
         let found: Vec<PeerId> = closest.iter().map(NodeInfo::peer_id).collect();
-        let exact = found == self.truth(&trace.target, target_k, node);
+        let truth = self.truth(&trace.target, target_k, node);
+        let exact = found == truth;
+        let overlap = truth.iter().filter(|p| found.contains(p)).count();
         self.report.samples.push(LookupSample {
             rounds: trace.rounds,
             rpcs: trace.rpcs,
             exact,
+            found: u32::try_from(overlap).unwrap_or(u32::MAX),
             latency: self.now.saturating_duration_since(trace.started),
         });
     }

@@ -5,10 +5,7 @@
 
 mod core;
 mod lookup;
-mod quic;
-mod quic_hostile;
-mod quic_restart;
-mod quic_support;
+mod network;
 mod routing_props;
 mod sim;
 mod simulation;
