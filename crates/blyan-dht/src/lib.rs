@@ -73,6 +73,8 @@
 mod bounded;
 mod dht_core;
 mod distance;
+#[cfg(feature = "driver")]
+mod driver;
 mod lookup;
 mod node;
 mod node_record;
@@ -90,6 +92,10 @@ pub use dht_core::{
     Action, Contact, DhtConfig, DhtCore, DhtError, QueryId, QueryResult, QueryStats, RpcId, Seed,
 };
 pub use distance::{Distance, KEY_BITS, Key};
+#[cfg(feature = "driver")]
+pub use driver::{
+    Dht, DhtStatus, DriverConfig, DriverError, InboundError, StoreSummary, TABLE_FILE_NAME,
+};
 pub use lookup::{Lookup, LookupAction, LookupConfig, LookupResult, LookupStats};
 pub use node::{MAX_ADDRS, NodeInfo, NodeInfoError, Subnet, take_diverse};
 pub use node_record::{MAX_RECORD_LEN, NodeRecord, RecordError};

@@ -6,6 +6,10 @@
 mod core;
 mod lookup;
 mod network;
+mod quic;
+mod quic_hostile;
+mod quic_restart;
+mod quic_support;
 mod routing_props;
 mod sim;
 mod simulation;
