@@ -1,9 +1,10 @@
 //! Lookup latency over real QUIC on loopback: `N` nodes (default 120) join through one seed,
-//! then every node runs lookups of random keys; prints p50/p99/max and how many lookups
+//! then run lookups of random keys, first every node at once (`R` rounds, default 5), then
+//! one lookup at a time (`R` per node); prints p50/p99/max of each and how many lookups
 //! found exactly the true 20 closest nodes.
 //!
 //! ```text
-//! cargo run --release -p blyan-dht --example loopback_latency -- [nodes] [lookups-per-node]
+//! cargo run --release -p blyan-dht --example loopback_latency -- [N] [R]
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -52,6 +53,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(rank).copied().unwrap_or_default()
 }
 
+fn report(what: &str, latencies: &mut [Duration], exact: usize) {
+    latencies.sort();
+    println!(
+        "{what}: {} lookups, p50 {:.2?}, p99 {:.2?}, max {:.2?}; {exact} found exactly the true 20 closest",
+        latencies.len(),
+        percentile(latencies, 0.50),
+        percentile(latencies, 0.99),
+        latencies.last().copied().unwrap_or_default(),
+    );
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -87,24 +99,27 @@ async fn main() {
     println!("{count} nodes joined in {:.1?}", started.elapsed());
 
     let ids: Vec<PeerId> = nodes.iter().map(|n| n.id).collect();
+    let truth = |me: PeerId, target: &Key| {
+        let mut truth: Vec<PeerId> = ids.iter().copied().filter(|id| *id != me).collect();
+        truth.sort_by_key(|id| target.distance(&Key::from(*id)));
+        truth.truncate(20);
+        truth
+    };
+
+    // Under load: every node looks up at once, `per_node` rounds.
     let mut latencies = Vec::new();
     let mut exact = 0;
-    // One lookup per node at a time, all nodes at once: the load of a busy network.
     for round in 0..per_node {
         let mut lookups = JoinSet::new();
         for (i, node) in nodes.iter().enumerate() {
             let dht = node.dht.clone();
-            let me = node.id;
-            let target = Key::for_value(format!("{round}/{i}").as_bytes());
-            let mut truth: Vec<PeerId> = ids.iter().copied().filter(|id| *id != me).collect();
-            truth.sort_by_key(|id| target.distance(&Key::from(*id)));
-            truth.truncate(20);
+            let target = Key::for_value(format!("busy {round}/{i}").as_bytes());
+            let expected = truth(node.id, &target);
             lookups.spawn(async move {
                 let t = Instant::now();
                 let found = dht.find_node(target).await.unwrap();
-                let elapsed = t.elapsed();
                 let found: Vec<PeerId> = found.iter().map(|n| n.peer_id()).collect();
-                (elapsed, found == truth)
+                (t.elapsed(), found == expected)
             });
         }
         while let Some(done) = lookups.join_next().await {
@@ -113,14 +128,22 @@ async fn main() {
             exact += usize::from(ok);
         }
     }
-    latencies.sort();
-    println!(
-        "{} lookups: p50 {:.2?}, p99 {:.2?}, max {:.2?}; {exact} found exactly the true 20 closest",
-        latencies.len(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default(),
-    );
+    report("all nodes at once", &mut latencies, exact);
+
+    // One lookup at a time: the latency a single lookup sees on a quiet network.
+    let mut latencies = Vec::new();
+    let mut exact = 0;
+    for round in 0..per_node {
+        for (i, node) in nodes.iter().enumerate() {
+            let target = Key::for_value(format!("quiet {round}/{i}").as_bytes());
+            let t = Instant::now();
+            let found = node.dht.find_node(target).await.unwrap();
+            latencies.push(t.elapsed());
+            let found: Vec<PeerId> = found.iter().map(|n| n.peer_id()).collect();
+            exact += usize::from(found == truth(node.id, &target));
+        }
+    }
+    report("one at a time", &mut latencies, exact);
 
     let mut stopping = JoinSet::new();
     for node in nodes {

@@ -1,8 +1,13 @@
 //! The bounded cache of QUIC connections the driver reuses: one per peer, dialled with the
-//! expected peer id, the least recently used one closed beyond the cap.
+//! expected peer id, the least recently used idle one closed beyond the cap.
+//!
+//! A connection with a request of ours in flight is never evicted (closing it would fail
+//! the request): the cache may exceed its cap by the requests in flight, which the core
+//! bounds (`max_outstanding_rpcs`), and shrinks back as they end.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use blyan_crypto::PeerId;
@@ -17,6 +22,18 @@ type Slot = Arc<AsyncMutex<Option<Connection>>>;
 struct Entry {
     slot: Slot,
     last_used: u64,
+    /// Requests of ours using the connection.
+    in_use: Arc<AtomicUsize>,
+}
+
+/// Marks a connection as in use by one request until dropped.
+#[derive(Debug)]
+pub(crate) struct Lease(Arc<AtomicUsize>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +67,8 @@ pub(crate) struct Connected {
     pub(crate) connection: Connection,
     /// Dialled just now (the caller may want to serve the peer's requests on it).
     pub(crate) fresh: bool,
+    /// Keeps the connection from eviction while the request runs.
+    pub(crate) _lease: Option<Lease>,
 }
 
 impl ConnectionCache {
@@ -65,34 +84,37 @@ impl ConnectionCache {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The slot of `peer`, created (evicting the least recently used peer) if missing.
-    fn slot(&self, peer: PeerId) -> Slot {
+    /// The slot of `peer`, created (evicting idle peers beyond the cap) if missing, and
+    /// with `lease` a lease on it.
+    fn slot(&self, peer: PeerId, lease: bool) -> (Slot, Option<Lease>) {
         let mut inner = self.lock();
         inner.tick += 1;
         let tick = inner.tick;
-        if let Some(entry) = inner.entries.get_mut(&peer) {
-            entry.last_used = tick;
-            return Arc::clone(&entry.slot);
+        if !inner.entries.contains_key(&peer) {
+            evict_idle(&mut inner, self.capacity.saturating_sub(1));
+            inner.entries.insert(
+                peer,
+                Entry {
+                    slot: Arc::new(AsyncMutex::new(None)),
+                    last_used: tick,
+                    in_use: Arc::new(AtomicUsize::new(0)),
+                },
+            );
         }
-        if inner.entries.len() >= self.capacity {
-            let oldest = inner
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(p, _)| *p);
-            if let Some(evicted) = oldest.and_then(|p| inner.entries.remove(&p)) {
-                close_slot(&evicted.slot);
-            }
-        }
-        let slot: Slot = Arc::new(AsyncMutex::new(None));
-        inner.entries.insert(
-            peer,
-            Entry {
-                slot: Arc::clone(&slot),
-                last_used: tick,
-            },
-        );
-        slot
+        let Some(entry) = inner.entries.get_mut(&peer) else {
+            return (Arc::new(AsyncMutex::new(None)), None);
+        };
+        entry.last_used = tick;
+        let lease = lease.then(|| {
+            entry.in_use.fetch_add(1, Ordering::Relaxed);
+            Lease(Arc::clone(&entry.in_use))
+        });
+        (Arc::clone(&entry.slot), lease)
+    }
+
+    /// Closes idle connections beyond the cap (after requests ended).
+    pub(crate) fn trim(&self) {
+        evict_idle(&mut self.lock(), self.capacity);
     }
 
     /// A live connection to `peer` (if known) at one of `addrs`: the cached one, or a new
@@ -109,9 +131,13 @@ impl ConnectionCache {
             // its certificate proved.
             let connection = dial_any(endpoint, None, addrs).await?;
             let fresh = self.insert(connection.clone());
-            return Ok(Connected { connection, fresh });
+            return Ok(Connected {
+                connection,
+                fresh,
+                _lease: None,
+            });
         };
-        let slot = self.slot(peer);
+        let (slot, lease) = self.slot(peer, true);
         let mut held = slot.lock().await;
         if let Some(connection) = held.as_ref()
             && connection.close_reason().is_none()
@@ -119,6 +145,7 @@ impl ConnectionCache {
             return Ok(Connected {
                 connection: connection.clone(),
                 fresh: false,
+                _lease: lease,
             });
         }
         let connection = dial_any(endpoint, Some(peer), addrs).await?;
@@ -126,13 +153,14 @@ impl ConnectionCache {
         Ok(Connected {
             connection,
             fresh: true,
+            _lease: lease,
         })
     }
 
     /// Files `connection` (dialled without an expected id, or accepted) under its peer,
     /// unless a live one is there already. Returns whether it was filed.
     pub(crate) fn insert(&self, connection: Connection) -> bool {
-        let slot = self.slot(connection.remote_peer_id());
+        let (slot, _) = self.slot(connection.remote_peer_id(), false);
         let Ok(mut held) = slot.try_lock() else {
             // A dial to this peer is under way; it will fill the slot.
             return false;
@@ -171,6 +199,23 @@ impl ConnectionCache {
         for entry in entries {
             close_slot(&entry.slot);
         }
+    }
+}
+
+/// Removes and closes the least recently used idle entries until at most `keep` remain
+/// (or only entries in use are left).
+fn evict_idle(inner: &mut Inner, keep: usize) {
+    while inner.entries.len() > keep {
+        let oldest = inner
+            .entries
+            .iter()
+            .filter(|(_, e)| e.in_use.load(Ordering::Relaxed) == 0)
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(p, _)| *p);
+        let Some(evicted) = oldest.and_then(|p| inner.entries.remove(&p)) else {
+            return;
+        };
+        close_slot(&evicted.slot);
     }
 }
 

@@ -437,16 +437,23 @@ async fn exchange(
     to: &Contact,
     message: &[u8],
 ) -> Result<Answered, RpcFailure> {
-    let Connected { connection, fresh } = shared
+    let Connected {
+        connection,
+        fresh,
+        _lease: lease,
+    } = shared
         .connections
         .connect(&shared.endpoint, to.peer, &to.addrs)
         .await?;
     if fresh {
         shared.serve_dialled(&connection);
     }
-    let message = connection
+    let answered = connection
         .request_bytes(Protocol(PROTOCOL_ID), message)
-        .await?;
+        .await;
+    drop(lease);
+    shared.connections.trim();
+    let message = answered?;
     Ok(Answered {
         message,
         from_addr: connection.remote_addr(),

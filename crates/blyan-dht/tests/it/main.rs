@@ -8,6 +8,7 @@ mod lookup;
 mod network;
 mod quic;
 mod quic_hostile;
+mod quic_limits;
 mod quic_restart;
 mod quic_support;
 mod routing_props;
