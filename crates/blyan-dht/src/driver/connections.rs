@@ -247,3 +247,55 @@ async fn dial_any(
     }
     Err(last)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn peer(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    fn peers(cache: &ConnectionCache) -> BTreeSet<PeerId> {
+        cache.lock().entries.keys().copied().collect()
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_used_idle_peer() {
+        let cache = ConnectionCache::new(2);
+        let (_, lease) = cache.slot(peer(1), true);
+        cache.slot(peer(2), false);
+        // Full: the new peer evicts the oldest idle one, not the older one in use.
+        cache.slot(peer(3), false);
+        assert_eq!(peers(&cache), BTreeSet::from([peer(1), peer(3)]));
+        cache.slot(peer(4), false);
+        assert_eq!(peers(&cache), BTreeSet::from([peer(1), peer(4)]));
+        // Once the request ends, peer 1 is the least recently used.
+        drop(lease);
+        cache.slot(peer(5), false);
+        assert_eq!(peers(&cache), BTreeSet::from([peer(4), peer(5)]));
+        // Using a peer makes it the most recent.
+        cache.slot(peer(4), false);
+        cache.slot(peer(6), false);
+        assert_eq!(peers(&cache), BTreeSet::from([peer(4), peer(6)]));
+    }
+
+    #[test]
+    fn requests_in_flight_may_exceed_the_cap_until_they_end() {
+        let cache = ConnectionCache::new(1);
+        let leases: Vec<Lease> = (1..=3)
+            .filter_map(|n| cache.slot(peer(n), true).1)
+            .collect();
+        assert_eq!(peers(&cache).len(), 3);
+        cache.trim();
+        assert_eq!(peers(&cache).len(), 3);
+        drop(leases);
+        cache.trim();
+        assert_eq!(peers(&cache), BTreeSet::from([peer(3)]));
+        cache.remove(&peer(3));
+        assert!(peers(&cache).is_empty());
+        assert_eq!(cache.len(), 0);
+    }
+}
