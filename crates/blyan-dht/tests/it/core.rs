@@ -478,3 +478,113 @@ fn an_attacker_on_four_subnets_never_exceeds_the_ip_limits() {
         "honest nodes still fill the table"
     );
 }
+
+/// Whatever peers answer (random subsets, duplicates, our own id, crowded subnets), fail or
+/// never answer, every lookup ends, on one path or several, with at most k distinct nodes,
+/// at most 2 per subnet, never ourselves, and the core's own bounds hold throughout.
+mod lookup_props {
+    use super::*;
+    use crate::sim::Rng;
+    use proptest::prelude::*;
+
+    fn nodes(seed: u64, n: usize) -> Vec<NodeInfo> {
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|i| {
+                // Seven /24s shared by everyone: the subnet limits bind.
+                let ip = [10, 9, (i % 7) as u8, (i / 7) as u8 + 1];
+                NodeInfo::new(
+                    PeerId::from_bytes(rng.bytes32()),
+                    [SocketAddr::from((ip, 4000))],
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn lookups_end_with_distinct_bounded_results(
+            seed in any::<u64>(),
+            n in 3usize..90,
+            fail_pct in 0usize..50,
+            silent_pct in 0usize..30,
+            paths in 1usize..4,
+        ) {
+            let all = nodes(seed, n);
+            let config = DhtConfig { disjoint_paths: paths, ..DhtConfig::default() };
+            let max_rpcs = config.max_outstanding_rpcs;
+            let mut core = DhtCore::new(local(), config, seed);
+            let mut rng = Rng::new(seed ^ 0x5555);
+            let mut now = Timestamp::ZERO;
+            core.add_candidates(all.iter().take(5).cloned());
+            // The candidates answer their pings and enter the table.
+            while let Some(action) = core.poll(now) {
+                if let Action::SendRequest { rpc, to, .. } = action
+                    && let Some(node) = all.iter().find(|n| Some(n.peer_id()) == to.peer)
+                {
+                    respond(&mut core, now, rpc, node.clone(), Reply::Pong);
+                }
+            }
+            prop_assert!(!core.table().is_empty());
+            let target = Key::from_bytes(rng.bytes32());
+            let id = core.find_node(now, target).unwrap();
+            let mut result = None;
+            for _ in 0..20_000 {
+                prop_assert!(core.outstanding_rpcs() <= max_rpcs);
+                match core.poll(now) {
+                    Some(Action::SendRequest { rpc, to, .. }) => {
+                        let Some(node) = all.iter().find(|n| Some(n.peer_id()) == to.peer).cloned() else {
+                            core.on_failure(now, rpc);
+                            continue;
+                        };
+                        let roll = rng.below(100);
+                        if roll < fail_pct {
+                            core.on_failure(now, rpc);
+                        } else if roll < fail_pct + silent_pct {
+                            // Never answered: the core's timeouts must end it.
+                        } else {
+                            let count = rng.below(35);
+                            let mut listed: Vec<NodeInfo> =
+                                (0..count).map(|_| all[rng.below(all.len())].clone()).collect();
+                            if rng.below(4) == 0 {
+                                listed.push(NodeInfo::new(local(), [SocketAddr::from(([1, 1, 1, 1], 1))]).unwrap());
+                            }
+                            respond(&mut core, now, rpc, node, Reply::Nodes(listed));
+                        }
+                    }
+                    Some(Action::QueryFinished { id: done, result: r, .. }) if done == id => {
+                        result = Some(r);
+                        break;
+                    }
+                    Some(Action::QueryFinished { .. }) => {}
+                    None => {
+                        let next = core.poll_timeout().expect("a running query has a deadline");
+                        prop_assert!(next > now || core.query_count() > 0);
+                        now = next.max(now);
+                        core.handle_timeout(now);
+                    }
+                }
+            }
+            let Some(QueryResult::FindNode { closest }) = result else {
+                return Err(TestCaseError::fail("the lookup did not end"));
+            };
+            prop_assert!(closest.len() <= 20);
+            if fail_pct + silent_pct == 0 {
+                prop_assert!(!closest.is_empty(), "answering peers make a result");
+            }
+            let ids: HashSet<PeerId> = closest.iter().map(NodeInfo::peer_id).collect();
+            prop_assert_eq!(ids.len(), closest.len(), "duplicates in the result");
+            prop_assert!(!ids.contains(&local()));
+            let mut per_subnet: HashMap<Subnet, usize> = HashMap::new();
+            for node in &closest {
+                *per_subnet.entry(node.subnet()).or_default() += 1;
+            }
+            prop_assert!(per_subnet.values().all(|c| *c <= 2));
+            for pair in closest.windows(2) {
+                prop_assert!(target.distance(&pair[0].key()) < target.distance(&pair[1].key()));
+            }
+        }
+    }
+}
