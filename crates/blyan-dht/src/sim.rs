@@ -579,12 +579,16 @@ impl Simulation {
                 if !node.alive {
                     return;
                 }
+                let candidates = node.core.candidate_count();
                 let reply = node.core.handle_request(now, from_peer, from_addr, request);
                 let response = Response {
                     responder: node.info.clone(),
                     reply,
                 };
-                self.process(to);
+                // Answering changes nothing to drive unless it made a candidate to ping.
+                if node.core.candidate_count() > candidates {
+                    self.process(to);
+                }
                 if !self.lost() {
                     let at = now.saturating_add(self.latency());
                     self.schedule(
