@@ -99,6 +99,30 @@ pub struct StoreSummary {
 /// endpoint's connections) or the driver's own accept loop, [`serve`](Self::serve).
 /// [`shutdown`](Self::shutdown) saves the table and closes the connections; the endpoint
 /// stays the caller's.
+///
+/// ```no_run
+/// use std::net::SocketAddr;
+/// use std::time::Duration;
+/// use blyan_crypto::KeyPair;
+/// use blyan_dht::{Dht, DriverConfig, Key, Seed};
+/// use blyan_wire::{Endpoint, TransportConfig};
+///
+/// # async fn run(key: KeyPair, seed: Seed) -> Result<(), Box<dyn std::error::Error>> {
+/// let listen = SocketAddr::from(([192, 0, 2, 1], 7000));
+/// let endpoint = Endpoint::bind(listen, &key, TransportConfig::default())?;
+/// let config = DriverConfig { chain_id: 1, data_dir: Some("/var/lib/blyan".into()), ..DriverConfig::default() };
+/// let dht = Dht::spawn(endpoint.clone(), &key, config).await?;
+/// dht.serve(endpoint.clone());
+/// dht.bootstrap([seed]).await?;
+/// let closest = dht.find_node(Key::for_value(b"anything")).await?;
+/// dht.store(Key::for_value(b"name"), b"value".to_vec(), Duration::from_secs(3600)).await?;
+/// let values = dht.get(Key::for_value(b"name")).await?;
+/// dht.shutdown().await?;
+/// endpoint.close().await;
+/// # let _ = (closest, values);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Dht {
     commands: mpsc::Sender<Command>,
