@@ -129,11 +129,11 @@ fn lossy_slow_links_still_end_and_stay_close() {
             },
             loss: 0.01,
         });
-        sim.grow(200, Duration::from_millis(20));
-        sim.run_for(Duration::from_secs(90));
+        sim.grow(150, Duration::from_millis(20));
+        sim.run_for(Duration::from_secs(70));
         let report = sim.measure_lookups(40, Duration::from_millis(100));
         eprintln!(
-            "200 nodes, 1% loss, {paths} path(s): exact {:.1}%, {:.1} of the true 20 found, rpcs median {}",
+            "150 nodes, 1% loss, {paths} path(s): exact {:.1}%, {:.1} of the true 20 found, rpcs median {}",
             100.0 * report.success_rate(),
             report.mean_found(),
             report.rpcs_quantile(0.5)
