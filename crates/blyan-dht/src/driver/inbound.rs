@@ -3,8 +3,8 @@
 //! read by the driver's own accept loop ([`Dht::serve`](crate::Dht::serve)).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use blyan_crypto::PeerId;
 use blyan_wire::{Connection, Endpoint, Inbound, InboundRequest, Protocol, ResetCode, SendError};
@@ -105,10 +105,23 @@ impl Shared {
             .map_err(InboundError::Respond)
     }
 
-    /// Starts serving the peer's requests on a connection we dialled, if the accept loop
-    /// runs (a router that shares connections serves them itself).
+    /// Has the peer's requests on a connection we dialled served: by the accept loop's
+    /// machinery if it runs, else by the protocol router that registered a sink.
     pub(crate) fn serve_dialled(self: &Arc<Self>, connection: &Connection) {
         if !self.serving.load(Ordering::Relaxed) {
+            let sink = self
+                .dialled_sink
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(sink) = sink
+                && sink.try_send(connection.clone()).is_err()
+            {
+                tracing::debug!(
+                    peer = %connection.remote_peer_id(),
+                    "router's connection queue full; the peer's requests on our connection go unserved"
+                );
+            }
             return;
         }
         if let Ok(permit) = Arc::clone(&self.serve_permits).try_acquire_owned() {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blyan_crypto::{KeyPair, PeerId};
-use blyan_wire::{Endpoint, InboundRequest};
+use blyan_wire::{Connection, Endpoint, InboundRequest};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -204,6 +204,7 @@ impl Dht {
             inbound_permits: Arc::new(Semaphore::new(config.max_inbound_requests.max(1))),
             serve_permits: Arc::new(Semaphore::new(config.max_connections.max(1) * 2)),
             serving: AtomicBool::new(false),
+            dialled_sink: Mutex::new(None),
             stopped,
             inbound_timeout: config.inbound_timeout,
         });
@@ -302,6 +303,28 @@ impl Dht {
             return Err(InboundError::Busy);
         };
         self.shared.answer(from, from_addr, request, permit).await
+    }
+
+    /// Offers a connection that a protocol router accepted or dialled, so the driver's own
+    /// requests to that peer use it instead of dialling a second one (one QUIC connection
+    /// per peer). The router keeps reading its inbound streams and passes protocol-1
+    /// requests to [`handle_inbound`](Self::handle_inbound). Ignored if the driver already
+    /// holds a live connection to the peer.
+    pub fn adopt_connection(&self, connection: Connection) {
+        self.shared.connections.insert(connection);
+    }
+
+    /// For a protocol router that owns the endpoint (no [`serve`](Self::serve)): the
+    /// connections the driver dials are sent to `sink`, so the router serves the peer's
+    /// requests on them too. A full sink drops the notice (logged): the connection still
+    /// carries our requests, but the peer's requests on it go unanswered until it dials
+    /// its own.
+    pub fn route_dialled_connections(&self, sink: mpsc::Sender<Connection>) {
+        *self
+            .shared
+            .dialled_sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(sink);
     }
 
     /// Accepts connections on `endpoint` and answers the DHT requests on them (and on the

@@ -1,12 +1,12 @@
 //! What the driver's task, its RPC tasks and the inbound side share.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blyan_crypto::PeerId;
-use blyan_wire::Endpoint;
+use blyan_wire::{Connection, Endpoint};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::driver::connections::ConnectionCache;
@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) serve_permits: Arc<Semaphore>,
     /// Whether the accept loop runs, so dialled connections are served too.
     pub(crate) serving: AtomicBool,
+    /// Where dialled connections go when a protocol router serves them instead.
+    pub(crate) dialled_sink: Mutex<Option<mpsc::Sender<Connection>>>,
     /// Turns true when the task stops; the accept loop and connection tasks end with it.
     pub(crate) stopped: watch::Receiver<bool>,
     pub(crate) inbound_timeout: Duration,

@@ -10,6 +10,7 @@ mod quic;
 mod quic_hostile;
 mod quic_limits;
 mod quic_restart;
+mod quic_router;
 mod quic_support;
 mod routing_props;
 mod sim;
