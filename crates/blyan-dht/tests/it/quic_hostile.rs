@@ -49,6 +49,15 @@ async fn garbage_and_wrong_peer_ids_are_failures_that_do_not_hurt_lookups() {
         .unwrap()
         .encode()
         .unwrap();
+    let accepting = {
+        let liar = liar.clone();
+        let record = record.clone();
+        tokio::spawn(async move {
+            while let Some(connection) = liar.accept().await {
+                tokio::spawn(serve_lies(connection, record.clone()));
+            }
+        })
+    };
     let mut liar_connections = Vec::new();
     for node in &honest {
         let connection = liar.dial(node.addr, Some(node.id())).await.unwrap();
@@ -117,6 +126,7 @@ async fn garbage_and_wrong_peer_ids_are_failures_that_do_not_hurt_lookups() {
     }
 
     drop(liar_connections);
+    accepting.abort();
     liar.close().await;
     impostor.close().await;
     for node in honest {
