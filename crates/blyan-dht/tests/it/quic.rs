@@ -84,8 +84,16 @@ async fn fifty_nodes_find_the_true_closest_and_values() {
             .is_empty()
     );
 
+    let mut connections = 0;
+    let mut table = 0;
+    for node in &nodes {
+        let status = node.dht.status().await.unwrap();
+        connections += status.connections;
+        table += status.table_len;
+    }
     eprintln!(
-        "{NODES} nodes joined in {joined:?}, lookups done at {looked_up:?}, store/get at {:?}",
+        "{NODES} nodes joined in {joined:?}, lookups done at {looked_up:?}, store/get at {:?}; \
+         {connections} cached connections, {table} table entries over all nodes",
         started.elapsed()
     );
     let mut stopping = JoinSet::new();
