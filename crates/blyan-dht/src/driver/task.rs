@@ -31,6 +31,9 @@ use crate::time::Timestamp;
 const METRIC_DHT_NODES: &str = "blyan_dht_nodes";
 const METRIC_DHT_LOOKUP_SECONDS: &str = "blyan_dht_lookup_seconds";
 
+/// Far enough ahead to mean "not soon" for a timer, near enough for `Instant` arithmetic.
+const FAR_FUTURE: Duration = Duration::from_secs(24 * 3600);
+
 type Answer<T> = oneshot::Sender<Result<T, DhtError>>;
 
 /// What a handle asks of the task.
@@ -158,16 +161,18 @@ impl Task {
         Timestamp::from(self.start.elapsed())
     }
 
+    /// The instant of `at`; a timestamp past what `Instant` can hold (a setting of
+    /// `Duration::MAX`, say) is a day from now, and is looked at again then.
     fn instant(&self, at: Timestamp) -> Instant {
-        self.start + Duration::from_millis(at.as_millis())
+        self.start
+            .checked_add(Duration::from_millis(at.as_millis()))
+            .unwrap_or_else(|| Instant::now() + FAR_FUTURE)
     }
 
     /// Runs until a shutdown command or until every handle is dropped.
     pub(crate) async fn run(mut self) {
-        let mut save = tokio::time::interval_at(
-            self.start + self.save_interval,
-            self.save_interval.max(Duration::from_secs(1)),
-        );
+        let period = self.save_interval.clamp(Duration::from_secs(1), FAR_FUTURE);
+        let mut save = tokio::time::interval_at(self.start + period, period);
         save.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let now = self.now();
@@ -183,9 +188,7 @@ impl Task {
             let wake = self
                 .core
                 .poll_timeout()
-                .map_or(floor + Duration::from_secs(3600), |t| {
-                    self.instant(t).max(floor)
-                });
+                .map_or(floor + FAR_FUTURE, |t| self.instant(t).max(floor));
             // Local work first: answers to our requests and our own commands before
             // requests from remotes.
             tokio::select! {

@@ -102,3 +102,19 @@ async fn the_connection_cache_stays_within_its_cap() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_set_beyond_what_an_instant_holds_do_not_stop_the_driver() {
+    let mut forever = config(None);
+    forever.save_interval = std::time::Duration::MAX;
+    forever.dht.maintenance_interval = std::time::Duration::MAX;
+    forever.dht.rpc_timeout = std::time::Duration::MAX;
+    let node = Node::any_port(key(0, 7), forever).await;
+    let other = Node::any_port(key(1, 7), config(None)).await;
+    other.join(node.seed()).await;
+    node.join(other.seed()).await;
+    let found = node.dht.find_node(Key::for_value(b"far")).await.unwrap();
+    assert_eq!(found.len(), 1);
+    node.stop().await;
+    other.stop().await;
+}
