@@ -1,20 +1,36 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 //! `closest_peers` on a full and on a typical routing table, and lookups in the seeded
-//! in-memory network (the same simulator the integration tests use).
+//! discrete-event simulator (`blyan_dht::sim`, the same one the integration tests and the
+//! `simulate` example use).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use blyan_crypto::PeerId;
+use blyan_crypto::{PeerId, sha256};
+use blyan_dht::sim::{SimConfig, Simulation};
 use blyan_dht::{Key, NodeInfo, RoutingConfig, RoutingTable, Timestamp};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-#[path = "../tests/it/sim.rs"]
-#[allow(dead_code)]
-mod sim;
+/// Reproducible pseudo-random 32-byte strings: SHA-256 of a stream label and a counter.
+struct Ids {
+    label: u8,
+    next: u64,
+}
 
-use sim::{Network, Rng};
+impl Ids {
+    fn new(label: u8) -> Self {
+        Self { label, next: 0 }
+    }
+
+    fn bytes32(&mut self) -> [u8; 32] {
+        self.next += 1;
+        let mut input = [0u8; 9];
+        input[0] = self.label;
+        input[1..].copy_from_slice(&self.next.to_le_bytes());
+        sha256(&input).to_bytes()
+    }
+}
 
 fn node(i: usize, id: [u8; 32]) -> NodeInfo {
     let ip = [10, (i >> 8) as u8, i as u8, 1];
@@ -24,7 +40,7 @@ fn node(i: usize, id: [u8; 32]) -> NodeInfo {
 /// Every bucket as full as the key space allows: about 5,000 entries around id zero.
 fn full_table() -> RoutingTable {
     let mut table = RoutingTable::new(PeerId::from_bytes([0; 32]), RoutingConfig::default());
-    let mut rng = Rng::new(1);
+    let mut rng = Ids::new(1);
     let mut i = 0;
     for bucket in 0..256usize {
         let fill = if bucket < 5 { 1usize << bucket } else { 20 };
@@ -52,7 +68,7 @@ fn full_table() -> RoutingTable {
 /// What a node in a 10,000-node network holds: 10,000 random ids offered, about 280 kept.
 fn typical_table() -> RoutingTable {
     let mut table = RoutingTable::new(PeerId::from_bytes([0; 32]), RoutingConfig::default());
-    let mut rng = Rng::new(2);
+    let mut rng = Ids::new(2);
     for i in 0..10_000 {
         table.on_response(Timestamp::ZERO, node(i, rng.bytes32()));
     }
@@ -66,7 +82,7 @@ fn closest_peers(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for (name, table) in [("full", full_table()), ("typical", typical_table())] {
         eprintln!("{name} table: {} entries", table.len());
-        let mut rng = Rng::new(3);
+        let mut rng = Ids::new(3);
         let targets: Vec<Key> = (0..64).map(|_| Key::from_bytes(rng.bytes32())).collect();
         let mut t = 0;
         group.bench_function(format!("{name}/k20"), |b| {
@@ -86,18 +102,19 @@ fn closest_peers(c: &mut Criterion) {
 }
 
 fn simulated_lookup(c: &mut Criterion) {
-    let mut net = Network::bootstrap(1000, 7);
-    let mut rng = Rng::new(5);
+    let mut sim = Simulation::new(SimConfig {
+        seed: 7,
+        ..SimConfig::default()
+    });
+    sim.grow(1000, Duration::from_millis(20));
+    sim.run_for(Duration::from_secs(30));
     let mut group = c.benchmark_group("simulated_lookup");
     group
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
+    // One lookup of a random key from a random node, run to its end in simulated time.
     group.bench_function("1000_nodes", |b| {
-        b.iter(|| {
-            let from = rng.below(1000);
-            let target = Key::from_bytes(rng.bytes32());
-            black_box(net.lookup(from, target, &mut rng).rpcs)
-        })
+        b.iter(|| black_box(sim.measure_lookups(1, Duration::ZERO).mean_rpcs()))
     });
     group.finish();
 }

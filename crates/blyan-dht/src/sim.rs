@@ -22,7 +22,7 @@ use blyan_crypto::PeerId;
 use crate::dht_core::{Action, DhtConfig, DhtCore, QueryId, QueryResult, QueryStats, RpcId, Seed};
 use crate::distance::Key;
 use crate::node::NodeInfo;
-use crate::rng::SplitMix64;
+pub use crate::rng::SplitMix64;
 use crate::rpc::{DhtRequest, Reply, Response};
 use crate::time::Timestamp;
 

@@ -484,7 +484,7 @@ fn an_attacker_on_four_subnets_never_exceeds_the_ip_limits() {
 /// at most 2 per subnet, never ourselves, and the core's own bounds hold throughout.
 mod lookup_props {
     use super::*;
-    use crate::sim::Rng;
+    use blyan_dht::sim::SplitMix64 as Rng;
     use proptest::prelude::*;
 
     fn nodes(seed: u64, n: usize) -> Vec<NodeInfo> {
@@ -539,15 +539,15 @@ mod lookup_props {
                             core.on_failure(now, rpc);
                             continue;
                         };
-                        let roll = rng.below(100);
+                        let roll = rng.below(100) as usize;
                         if roll < fail_pct {
                             core.on_failure(now, rpc);
                         } else if roll < fail_pct + silent_pct {
                             // Never answered: the core's timeouts must end it.
                         } else {
-                            let count = rng.below(35);
+                            let count = rng.below(35) as usize;
                             let mut listed: Vec<NodeInfo> =
-                                (0..count).map(|_| all[rng.below(all.len())].clone()).collect();
+                                (0..count).map(|_| all[rng.below(all.len() as u64) as usize].clone()).collect();
                             if rng.below(4) == 0 {
                                 listed.push(NodeInfo::new(local(), [SocketAddr::from(([1, 1, 1, 1], 1))]).unwrap());
                             }

@@ -1,5 +1,5 @@
-//! Integration tests of blyan-dht: routing-table invariants, lookup behaviour, and a seeded
-//! in-memory network of Kademlia nodes.
+//! Integration tests of blyan-dht: routing-table invariants, lookup behaviour, whole
+//! networks of `DhtCore`s in the discrete-event simulator, and nodes over real QUIC.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,5 +13,3 @@ mod quic_restart;
 mod quic_router;
 mod quic_support;
 mod routing_props;
-mod sim;
-mod simulation;
