@@ -26,8 +26,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api_types::{
-    AccountView, BlockView, ErrorBody, ForkView, HealthView, ProofView, StatusView, TxAccepted,
-    TxBody,
+    AccountView, BlockView, ErrorBody, ForkView, HealthView, PeerView, ProofView, StatusView,
+    SyncView, TxAccepted, TxBody,
 };
 use crate::config::ApiConfig;
 use crate::error::{NodeError, SubmitError};
@@ -125,6 +125,7 @@ async fn health() -> Json<HealthView> {
 ))]
 async fn status(State(node): State<NodeHandle>) -> ApiResult<Json<StatusView>> {
     let chain = node.chain_status().await?;
+    let peers = node.network_status().await?.map_or(0, |n| n.peers);
     let info = node.info();
     Ok(Json(StatusView {
         name: info.name.clone(),
@@ -141,7 +142,79 @@ async fn status(State(node): State<NodeHandle>) -> ApiResult<Json<StatusView>> {
         finalized_height: chain.finalized_height,
         mempool_size: chain.mempool_size,
         slot_duration_ms: info.slot_duration_ms,
+        state_root: chain.state_root.to_string(),
+        peers,
     }))
+}
+
+/// `GET /api/peers`: the connected peers.
+#[utoipa::path(get, path = "/api/peers", responses(
+    (status = 200, body = Vec<PeerView>),
+    (status = 503, body = ErrorBody),
+))]
+async fn peers(State(node): State<NodeHandle>) -> ApiResult<Json<Vec<PeerView>>> {
+    let peers = node.peers().await?;
+    Ok(Json(
+        peers
+            .into_iter()
+            .map(|p| PeerView {
+                peer_id: p.peer_id.to_string(),
+                addr: p.addr.to_string(),
+                direction: match p.direction {
+                    blyan_security::Direction::Inbound => "inbound",
+                    blyan_security::Direction::Outbound => "outbound",
+                }
+                .to_owned(),
+                ready: p.ready,
+                best_height: p.best_height,
+                finalized_height: p.finalized_height,
+                score: p.score,
+                connected_secs: p.connected_secs,
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/sync`: sync progress, peers and bans.
+#[utoipa::path(get, path = "/api/sync", responses(
+    (status = 200, body = SyncView),
+    (status = 503, body = ErrorBody),
+))]
+async fn sync(State(node): State<NodeHandle>) -> ApiResult<Json<SyncView>> {
+    let chain = node.chain_status().await?;
+    let view = match node.network_status().await? {
+        Some(n) => SyncView {
+            syncing: n.sync.target_height > chain.height,
+            current_height: chain.height,
+            target_height: n.sync.target_height.max(chain.height),
+            progress_ratio: n.sync.ratio,
+            peers_used: n.sync.peers_used,
+            held_headers: n.sync.held_headers,
+            requests_in_flight: n.sync.requests_in_flight,
+            peers: n.peers,
+            inbound: n.inbound,
+            outbound: n.outbound,
+            candidates: n.candidates,
+            banned: n.banned,
+            dht_nodes: n.dht_nodes,
+        },
+        None => SyncView {
+            syncing: false,
+            current_height: chain.height,
+            target_height: chain.height,
+            progress_ratio: 1.0,
+            peers_used: 0,
+            held_headers: 0,
+            requests_in_flight: 0,
+            peers: 0,
+            inbound: 0,
+            outbound: 0,
+            candidates: 0,
+            banned: 0,
+            dht_nodes: 0,
+        },
+    };
+    Ok(Json(view))
 }
 
 async fn block_view(node: &NodeHandle, block: blyan_consensus::Block) -> ApiResult<BlockView> {
@@ -310,6 +383,8 @@ pub fn openapi_router() -> (axum::Router<NodeHandle>, utoipa::openapi::OpenApi) 
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
         .routes(routes!(status))
+        .routes(routes!(peers))
+        .routes(routes!(sync))
         .routes(routes!(latest_block))
         .routes(routes!(block))
         .routes(routes!(account))

@@ -53,6 +53,62 @@ pub struct StatusView {
     pub mempool_size: usize,
     /// Slot length in milliseconds.
     pub slot_duration_ms: u64,
+    /// State root at the tip.
+    pub state_root: String,
+    /// Peers that completed the status exchange.
+    pub peers: usize,
+}
+
+/// One connected peer, in `GET /api/peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerView {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Its address.
+    pub addr: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Whether the status exchange completed.
+    pub ready: bool,
+    /// Its best height as last reported.
+    pub best_height: u64,
+    /// Its finalized height as last reported.
+    pub finalized_height: u64,
+    /// Its score: 0 is neutral, negative is bad.
+    pub score: f64,
+    /// Seconds since it connected.
+    pub connected_secs: u64,
+}
+
+/// `GET /api/sync`: how far the node is behind its peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SyncView {
+    /// Whether the node is behind the best height a peer claims.
+    pub syncing: bool,
+    /// Local tip height.
+    pub current_height: u64,
+    /// Best height a peer claims (at least the local one).
+    pub target_height: u64,
+    /// `current / target`, 1 when caught up.
+    pub progress_ratio: f64,
+    /// Peers that delivered valid headers or bodies.
+    pub peers_used: usize,
+    /// Headers held ahead of the chain.
+    pub held_headers: usize,
+    /// Sync requests in flight.
+    pub requests_in_flight: usize,
+    /// Ready peers.
+    pub peers: usize,
+    /// Inbound connections.
+    pub inbound: usize,
+    /// Outbound connections.
+    pub outbound: usize,
+    /// Candidates known for dialling.
+    pub candidates: usize,
+    /// Peers banned now.
+    pub banned: usize,
+    /// Nodes in the DHT routing table.
+    pub dht_nodes: usize,
 }
 
 /// A block header.

@@ -83,7 +83,7 @@ impl<'de> Deserialize<'de> for Role {
 pub struct NodeConfig {
     /// Role and name.
     pub node: NodeSection,
-    /// Peer-to-peer listener and limits (parsed and checked now; used by `blyan-p2p`).
+    /// Peer-to-peer listener and limits.
     pub network: NetworkConfig,
     /// Peers to contact first.
     pub bootstrap: BootstrapConfig,
@@ -125,6 +125,15 @@ pub struct NetworkConfig {
     pub max_peers_per_ip: usize,
     /// Timeout of one request to a peer, in milliseconds. Default 10 000.
     pub request_timeout_ms: u64,
+    /// The address other nodes reach us at, put in our DHT record. Default none: the
+    /// listen address, or `127.0.0.1:<port>` when it is unspecified (`0.0.0.0`), which
+    /// only nodes on this host can use: set it on a public node.
+    pub advertise_addr: Option<SocketAddr>,
+    /// Most peers from one IPv4 /24 or IPv6 /48. Default 8.
+    pub max_peers_per_subnet: usize,
+    /// Outbound peers to keep (chosen by us, from the bootstrap list and the DHT).
+    /// Default 8.
+    pub target_outbound: usize,
 }
 
 impl Default for NetworkConfig {
@@ -134,6 +143,9 @@ impl Default for NetworkConfig {
             max_peers: 50,
             max_peers_per_ip: 4,
             request_timeout_ms: 10_000,
+            advertise_addr: None,
+            max_peers_per_subnet: 8,
+            target_outbound: 8,
         }
     }
 }
@@ -440,6 +452,27 @@ impl NodeConfig {
         }
         if net.request_timeout_ms == 0 {
             return Err(problem("network.request_timeout_ms", "must be positive"));
+        }
+        if net.max_peers_per_subnet < net.max_peers_per_ip {
+            return Err(problem(
+                "network.max_peers_per_subnet",
+                "must be at least network.max_peers_per_ip",
+            ));
+        }
+        if net.target_outbound == 0 || net.target_outbound >= net.max_peers {
+            return Err(problem(
+                "network.target_outbound",
+                "must be between 1 and network.max_peers - 1",
+            ));
+        }
+        if net
+            .advertise_addr
+            .is_some_and(|a| a.ip().is_unspecified() || a.port() == 0)
+        {
+            return Err(problem(
+                "network.advertise_addr",
+                "must be a reachable address with a port",
+            ));
         }
         if let Err(reason) = self.bootstrap_nodes() {
             return Err(problem("bootstrap.nodes", reason));

@@ -34,8 +34,23 @@ pub enum NodeError {
     #[error(transparent)]
     Build(#[from] BuildError),
     /// This role cannot run yet.
-    #[error("role {0} needs the peer-to-peer layer (blyan-p2p), which this build lacks")]
+    #[error("role {0} is not available yet (light clients come in a later release)")]
     RoleUnavailable(Role),
+    /// The peer-to-peer address could not be bound.
+    #[error("cannot listen for peers on {addr}")]
+    NetworkBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: blyan_wire::BindError,
+    },
+    /// The peer-to-peer service did not start.
+    #[error("peer-to-peer service: {0}")]
+    Network(String),
+    /// A `bootstrap.nodes` entry is malformed.
+    #[error("bootstrap.nodes: {0}")]
+    Bootstrap(String),
     /// The API address could not be bound.
     #[error("cannot serve the API on {addr}")]
     ApiBind {

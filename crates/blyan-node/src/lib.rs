@@ -57,13 +57,14 @@ mod config;
 mod config_source;
 mod error;
 mod genesis_file;
+mod network;
 mod node;
 mod node_key;
 
 pub use api_client::{ApiClient, ApiResponse, ClientError, MAX_RESPONSE_BYTES};
 pub use api_types::{
-    AccountView, BlockView, ErrorBody, ForkView, HeaderView, HealthView, ProofView, StatusView,
-    TxAccepted, TxBody, TxBodyError, TxView,
+    AccountView, BlockView, ErrorBody, ForkView, HeaderView, HealthView, PeerView, ProofView,
+    StatusView, SyncView, TxAccepted, TxBody, TxBodyError, TxView,
 };
 pub use banner::Banner;
 pub use cli::{Cli, Command, InitArgs, KeyCommand, parse_balance};

@@ -52,6 +52,9 @@ pub enum NodeEvent {
         hash: Hash,
         /// The transaction.
         tx: Arc<SignedTransaction>,
+        /// Whether it came from a local client (the API) rather than from a peer: only
+        /// local ones are published; the network relays peers' by itself.
+        local: bool,
     },
     /// A block became canonical.
     BlockImported {
@@ -100,6 +103,8 @@ pub struct ChainStatus {
     pub finalized_height: Option<u64>,
     /// Transactions in the mempool.
     pub mempool_size: usize,
+    /// State root at the tip.
+    pub state_root: Hash,
 }
 
 /// An account at the tip, optionally with its proof.
@@ -116,16 +121,18 @@ pub struct AccountAtTip {
 }
 
 /// The chain and the mempool: changed together, under one lock.
-struct ChainState {
-    chain: ChainManager,
-    mempool: Mempool,
+pub(crate) struct ChainState {
+    pub(crate) chain: ChainManager,
+    pub(crate) mempool: Mempool,
 }
 
-struct Shared {
-    state: Mutex<Option<ChainState>>,
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<Option<ChainState>>,
     info: NodeInfo,
     genesis: Genesis,
     producer: Option<Arc<KeyPair>>,
+    pub(crate) key: Arc<KeyPair>,
+    pub(crate) network: std::sync::OnceLock<blyan_p2p::Network>,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<NodeEvent>,
     shutting_down: AtomicBool,
@@ -134,7 +141,7 @@ struct Shared {
 /// A cheap, cloneable handle to a node's chain: what the API and the network use.
 #[derive(Clone)]
 pub struct NodeHandle {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -202,6 +209,7 @@ impl Node {
         })?;
         let dev_chain = config.consensus.genesis_file.is_none();
         let (key, passphrase_source) = load_node_key(&config, &*options.env, dev_chain)?;
+        let key = Arc::new(key);
         let genesis_path = config
             .consensus
             .genesis_file
@@ -270,7 +278,9 @@ impl Node {
             state: Mutex::new(Some(ChainState { chain, mempool })),
             info,
             genesis,
-            producer: producing.then(|| Arc::new(key)),
+            producer: producing.then(|| Arc::clone(&key)),
+            key,
+            network: std::sync::OnceLock::new(),
             clock: options.clock,
             events,
             shutting_down: AtomicBool::new(false),
@@ -330,6 +340,20 @@ impl Node {
                 })
                 .await
         });
+        let network = match crate::network::start(&self.handle, &self.config).await {
+            Ok(network) => network,
+            Err(error) => {
+                let _ = stop_tx.send(true);
+                let _ = api.await;
+                return Err(error);
+            }
+        };
+        let _ = self.handle.shared.network.set(network.network.clone());
+        let publisher = tokio::spawn(crate::network::publish_loop(
+            network.network.clone(),
+            self.handle.subscribe(),
+            stop_rx.clone(),
+        ));
         let producer = (self.produce_blocks && self.handle.shared.producer.is_some())
             .then(|| tokio::spawn(production_loop(self.handle.clone(), stop_rx)));
         Ok(RunningNode {
@@ -338,6 +362,8 @@ impl Node {
             stop: stop_tx,
             api,
             producer,
+            network,
+            publisher,
         })
     }
 }
@@ -350,12 +376,19 @@ pub struct RunningNode {
     stop: watch::Sender<bool>,
     api: JoinHandle<std::io::Result<()>>,
     producer: Option<JoinHandle<()>>,
+    network: crate::network::RunningNetwork,
+    publisher: JoinHandle<()>,
 }
 
 impl RunningNode {
     /// The address the API is served on (the bound port when configured with port 0).
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
+    }
+
+    /// The address the peer-to-peer endpoint is bound to.
+    pub fn p2p_addr(&self) -> SocketAddr {
+        self.network.addr
     }
 
     /// The handle to the node's chain.
@@ -376,6 +409,9 @@ impl RunningNode {
         if let Some(producer) = self.producer {
             producer.await.map_err(|e| NodeError::Task(e.to_string()))?;
         }
+        let _ = self.publisher.await;
+        self.network.network.shutdown().await;
+        self.network.endpoint.close().await;
         let closed = self.handle.close().await;
         match api {
             Ok(Ok(())) => {}
@@ -438,6 +474,31 @@ impl NodeHandle {
         self.shared.shutting_down.load(Ordering::SeqCst)
     }
 
+    /// The peer-to-peer service, once the node is started.
+    pub fn network(&self) -> Option<&blyan_p2p::Network> {
+        self.shared.network.get()
+    }
+
+    /// The connected peers (none before the node is started).
+    pub async fn peers(&self) -> Result<Vec<blyan_p2p::PeerInfo>, NodeError> {
+        match self.network() {
+            Some(network) => network.peers().await.map_err(|_| NodeError::ShuttingDown),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Peers, sync progress and bans; `None` before the node is started.
+    pub async fn network_status(&self) -> Result<Option<blyan_p2p::NetworkStatus>, NodeError> {
+        match self.network() {
+            Some(network) => network
+                .status()
+                .await
+                .map(Some)
+                .map_err(|_| NodeError::ShuttingDown),
+            None => Ok(None),
+        }
+    }
+
     /// Events to gossip: admitted transactions and new canonical blocks.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.shared.events.subscribe()
@@ -468,6 +529,7 @@ impl NodeHandle {
                 tip_slot: tip.slot,
                 finalized_height: state.chain.finalized_height(),
                 mempool_size: state.mempool.len(),
+                state_root: state.chain.state_root(),
             })
         })
         .await
@@ -525,18 +587,7 @@ impl NodeHandle {
     /// as [`NodeEvent::TxAdmitted`]. Transactions from the API and from peers enter here.
     pub async fn submit_tx(&self, tx: SignedTransaction) -> Result<Hash, SubmitError> {
         let result = self
-            .with_state(move |state, shared| {
-                let view = state.chain.store().state_view()?;
-                let admitted = state.mempool.insert(tx.clone(), &view);
-                metrics_collector::set_mempool_size(state.mempool.len());
-                if let Ok(hash) = admitted {
-                    let _ = shared.events.send(NodeEvent::TxAdmitted {
-                        hash,
-                        tx: Arc::new(tx),
-                    });
-                }
-                Ok(admitted)
-            })
+            .with_state(move |state, shared| admit_tx(state, shared, tx, true))
             .await?;
         Ok(result?)
     }
@@ -618,8 +669,28 @@ impl NodeHandle {
     }
 }
 
+/// Admits `tx` into the mempool against the tip state and announces it.
+pub(crate) fn admit_tx(
+    state: &mut ChainState,
+    shared: &Shared,
+    tx: SignedTransaction,
+    local: bool,
+) -> Result<Result<Hash, blyan_consensus::MempoolError>, NodeError> {
+    let view = state.chain.store().state_view()?;
+    let admitted = state.mempool.insert(tx.clone(), &view);
+    metrics_collector::set_mempool_size(state.mempool.len());
+    if let Ok(hash) = admitted {
+        let _ = shared.events.send(NodeEvent::TxAdmitted {
+            hash,
+            tx: Arc::new(tx),
+            local,
+        });
+    }
+    Ok(admitted)
+}
+
 /// Imports `block` and brings the mempool and the metrics in line with the new tip.
-fn import(
+pub(crate) fn import(
     state: &mut ChainState,
     shared: &Shared,
     block: Block,

@@ -66,6 +66,8 @@ mod gossip;
 mod message;
 mod peer_set;
 mod rng;
+#[cfg(feature = "service")]
+mod service;
 mod status;
 mod sync;
 
@@ -79,5 +81,10 @@ pub use message::{
     PROTOCOL_VERSION, SYNC_PROTOCOL, SignedHeader, Status, SyncRequest, SyncResponse, WireMessage,
 };
 pub use peer_set::{CandidateSource, DisconnectReason, PeerAction, PeerSet, PeerSetConfig};
+#[cfg(feature = "service")]
+pub use service::{
+    BAN_FILE, ChainHost, IMPORT_QUEUE, ImportRefused, Network, NetworkConfig, NetworkError,
+    NetworkStatus, PeerInfo,
+};
 pub use status::{StatusMismatch, check_status};
 pub use sync::{RequestId, SyncAction, SyncConfig, SyncFault, SyncProgress, SyncScheduler};

@@ -114,6 +114,12 @@ async fn read_endpoints_answer_and_refuse_bad_input() {
     let forks: Vec<ForkView> = ok(&get(&client, "/api/chain/forks").await);
     assert!(forks.is_empty());
 
+    let peers: Vec<blyan_node::PeerView> = ok(&get(&client, "/api/peers").await);
+    assert!(peers.is_empty(), "a lone node has no peers");
+    let sync: blyan_node::SyncView = ok(&get(&client, "/api/sync").await);
+    assert!(!sync.syncing);
+    assert_eq!(sync.current_height, sync.target_height);
+
     error(&get(&client, "/api/nothing").await, 404);
     error(&post(&client, "/api/status", Vec::new()).await, 405);
 
@@ -122,6 +128,8 @@ async fn read_endpoints_answer_and_refuse_bad_input() {
     for path in [
         "/health",
         "/api/status",
+        "/api/peers",
+        "/api/sync",
         "/api/blocks/latest",
         "/api/blocks/{id}",
         "/api/accounts/{address}",

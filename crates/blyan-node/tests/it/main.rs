@@ -6,6 +6,7 @@
 
 mod api;
 mod config;
+mod network;
 mod process;
 mod production;
 mod support;

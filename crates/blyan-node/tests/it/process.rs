@@ -47,6 +47,7 @@ fn spawn_node(dir: &Path, metrics_port: u16) -> NodeProcess {
     let mut child = command(dir)
         .env("BLYAN_CONSENSUS__SLOT_DURATION_MS", "200")
         .env("BLYAN_API__LISTEN_ADDR", "127.0.0.1:0")
+        .env("BLYAN_NETWORK__LISTEN_ADDR", "127.0.0.1:0")
         .env(
             "BLYAN_METRICS__LISTEN_ADDR",
             format!("127.0.0.1:{metrics_port}"),

@@ -71,6 +71,7 @@ impl TestChain {
         config.storage.path = self.path().join("data");
         config.consensus.genesis_file = Some(self.path().join("genesis.json"));
         config.api.listen_addr = "127.0.0.1:0".parse().unwrap();
+        config.network.listen_addr = "127.0.0.1:0".parse().unwrap();
         config.api.max_body_bytes = 4096;
         config.metrics.enabled = false;
         config.security.kdf_memory_kib = 64;

@@ -1,0 +1,229 @@
+//! Nodes over real QUIC on 127.0.0.1, each with its own database: agreement, transaction
+//! gossip through the API, and late sync.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use blyan_consensus::{ConsensusParams, Genesis, SystemClock, Transaction};
+use blyan_crypto::{Hash, KeyPair, KeyStore, KeyStoreParams};
+use blyan_node::{
+    ApiClient, Node, NodeConfig, NodeOptions, Role, RunningNode, StatusView, TxBody, write_genesis,
+};
+
+use crate::support::{PASSPHRASE, poll};
+
+const CHAIN_ID: u32 = 4242;
+const SLOT_MS: u64 = 400;
+
+/// A chain of `validators` validators and a funded user, its files in a temp dir.
+struct TestNet {
+    dir: tempfile::TempDir,
+    validators: Vec<KeyPair>,
+    user: KeyPair,
+}
+
+impl TestNet {
+    fn new(validators: usize, start_in_ms: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let validators: Vec<KeyPair> = (0..validators)
+            .map(|i| KeyPair::from_seed(&[100 + i as u8; 32]))
+            .collect();
+        let user = KeyPair::from_seed(&[7; 32]);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let genesis = Genesis {
+            chain_id: CHAIN_ID,
+            genesis_time_ms: u64::try_from(now.as_millis()).unwrap() + start_in_ms,
+            slot_duration_ms: SLOT_MS,
+            validators: validators.iter().map(KeyPair::public_key).collect(),
+            balances: BTreeMap::from([(user.address(), 1_000_000)]),
+            params: ConsensusParams::default(),
+        };
+        write_genesis(&dir.path().join("genesis.json"), &genesis, false).unwrap();
+        Self {
+            dir,
+            validators,
+            user,
+        }
+    }
+
+    /// Node `name`'s configuration: its own data dir and key, loopback ports, `bootstrap`.
+    fn config(&self, name: &str, key: &KeyPair, role: Role, bootstrap: &[String]) -> NodeConfig {
+        let data = self.dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        let key_file = data.join("node.key");
+        if !key_file.exists() {
+            KeyStore::new(KeyStoreParams::fast_insecure_for_tests())
+                .import(&key_file, key, PASSPHRASE.as_bytes())
+                .unwrap();
+        }
+        let mut config = NodeConfig::default();
+        config.node.role = role;
+        config.node.name = Some(name.to_owned());
+        config.storage.path = data;
+        config.consensus.genesis_file = Some(self.dir.path().join("genesis.json"));
+        config.api.listen_addr = "127.0.0.1:0".parse().unwrap();
+        config.network.listen_addr = "127.0.0.1:0".parse().unwrap();
+        config.network.target_outbound = 4;
+        config.metrics.enabled = false;
+        config.security.kdf_memory_kib = 64;
+        config.security.kdf_passes = 1;
+        config.bootstrap.nodes = bootstrap.to_vec();
+        config
+    }
+
+    async fn start(
+        &self,
+        name: &str,
+        key: &KeyPair,
+        role: Role,
+        bootstrap: &[String],
+    ) -> RunningNode {
+        let config = self.config(name, key, role, bootstrap);
+        let options = NodeOptions {
+            clock: Arc::new(SystemClock),
+            env: Box::new(|name| (name == "BLYAN_KEY_PASSPHRASE").then(|| PASSPHRASE.to_owned())),
+            produce_blocks: true,
+        };
+        Node::open(config, options).unwrap().start().await.unwrap()
+    }
+}
+
+/// `<peer id>@127.0.0.1:<port>` of a running node.
+fn bootstrap_entry(node: &RunningNode) -> String {
+    format!("{}@{}", node.handle().info().peer_id, node.p2p_addr())
+}
+
+async fn status(node: &RunningNode) -> StatusView {
+    ApiClient::new(node.api_addr()).status().await.unwrap()
+}
+
+/// The canonical hash at `height` on `node`, if it has one.
+async fn hash_at(node: &RunningNode, height: u64) -> Option<Hash> {
+    node.handle()
+        .block_by_height(height)
+        .await
+        .unwrap()
+        .map(|b| b.hash())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_validators_and_two_full_nodes_agree_and_spread_a_transaction() {
+    let net = TestNet::new(5, 3_000);
+    let seed = net
+        .start("v0", &net.validators[0], Role::Validator, &[])
+        .await;
+    let boot = vec![bootstrap_entry(&seed)];
+    let mut nodes = vec![seed];
+    for i in 1..5 {
+        let key = net.validators[i].clone();
+        nodes.push(
+            net.start(&format!("v{i}"), &key, Role::Validator, &boot)
+                .await,
+        );
+    }
+    for i in 0..2 {
+        let key = KeyPair::from_seed(&[200 + i as u8; 32]);
+        nodes.push(net.start(&format!("f{i}"), &key, Role::Full, &boot).await);
+    }
+
+    // Everyone connects to someone and the chain grows on every node.
+    let target = 12;
+    poll(
+        "every node at height 12",
+        Duration::from_secs(90),
+        || async {
+            for node in &nodes {
+                if status(node).await.height < target {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for node in &nodes {
+        assert!(
+            status(node).await.peers >= 1,
+            "{} has no peer",
+            node.handle().info().name
+        );
+    }
+
+    // A transaction posted to one full node's API reaches a validator and then a block,
+    // visible on every node.
+    let recipient = KeyPair::from_seed(&[9; 32]).address();
+    let tx = Transaction {
+        chain_id: CHAIN_ID,
+        from: net.user.public_key(),
+        to: recipient,
+        amount: 1234,
+        fee: 5,
+        nonce: 0,
+        data: vec![],
+    }
+    .sign(&net.user);
+    let body = serde_json::to_vec(&TxBody::from_signed(&tx)).unwrap();
+    let posted = ApiClient::new(nodes[6].api_addr())
+        .request("POST", "/api/tx", Some(body))
+        .await
+        .unwrap();
+    assert_eq!(
+        posted.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&posted.body)
+    );
+    poll(
+        "the transfer on every node",
+        Duration::from_secs(60),
+        || async {
+            for node in &nodes {
+                let at_tip = node.handle().account(recipient, false).await.unwrap();
+                if at_tip.account.balance != 1234 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+
+    // Same chain everywhere: every node holds the same block at a common height, and
+    // the same state root there.
+    let common = {
+        let mut lowest = u64::MAX;
+        for node in &nodes {
+            lowest = lowest.min(status(node).await.height);
+        }
+        lowest.saturating_sub(3)
+    };
+    let reference = hash_at(&nodes[0], common).await.unwrap();
+    let root = nodes[0]
+        .handle()
+        .block_by_height(common)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .state_root;
+    for node in &nodes {
+        let block = node
+            .handle()
+            .block_by_height(common)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            block.hash(),
+            reference,
+            "{} differs at {common}",
+            node.handle().info().name
+        );
+        assert_eq!(block.header.state_root, root);
+    }
+
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
