@@ -1,22 +1,48 @@
-//! Transport benchmarks, each against a raw quinn baseline measured in the same run: the
-//! same ring crypto provider, the same tokio runtime and quinn defaults, a plain self-signed
-//! server certificate whose verification the client skips, no client authentication, and
-//! an echo server that reads a stream to its end and answers.
+//! Transport benchmarks, each against raw quinn baselines measured in the same run and
+//! process: the same quinn and rustls versions, the same `ring` provider restricted to TLS 1.3,
+//! the same tokio runtime, an echo server that reads a stream to its end and answers.
+//!
+//! Three baselines, all without SNI, session tickets or resumption (as Blyan):
+//!
+//! - `raw_quinn_mutual_webpki` (**fair**): raw quinn + rustls doing the same cryptographic
+//!   job as a Blyan handshake with rustls' own verifiers: TLS 1.3, mutual authentication with
+//!   an Ed25519 certificate each way, checked by `WebPkiServerVerifier` /
+//!   `WebPkiClientVerifier` against a one-certificate root store. A tiny CA (Ed25519,
+//!   generated with `rcgen` at start-up) signs both end-entity certificates (Ed25519 keys,
+//!   SAN `blyan` / `client`, EKU serverAuth / clientAuth). Each side checks the peer's chain
+//!   (parse, the CA's Ed25519 signature, validity, EKU, the server name) and its
+//!   `CertificateVerify` signature: two Ed25519 verifications and one signature per side.
+//! - `raw_quinn_mutual_sig_only` (**strict**): mutual TLS 1.3 with Ed25519 certificates each
+//!   way (Blyan's self-signed ones), where each side's verifier accepts the certificate
+//!   unchecked and verifies only the `CertificateVerify` signature with rustls'
+//!   `verify_tls13_signature` (webpki parses the certificate for its key). One Ed25519
+//!   verification and one signature per side: the least any mutual Ed25519 handshake does,
+//!   and exactly what Blyan does once its certificate cache knows the peer.
+//! - `raw_quinn_no_client_auth` (the earlier reference): a self-signed server certificate
+//!   whose verification the client skips, no client certificate: one Ed25519 signature per
+//!   handshake and no verification at all.
+//!
+//! Operations:
 //!
 //! - `handshake`: dial + accept of one connection (Blyan: mutual Ed25519 authentication and
-//!   PeerId check; raw: server-only TLS with verification skipped), then close.
+//!   PeerId check), then close.
 //! - `small_request`: one request/response round trip of a 40-byte message on a new stream.
 //! - `bulk`: 8 MiB sent on one stream, a 2-byte answer (MB/s of one stream, one direction).
 //!
-//! After the criterion groups, a paired run alternates one Blyan and one raw operation at a
-//! time and prints both medians and their ratio (robust to background load drift).
+//! After the criterion groups, a paired run rotates one Blyan operation and one of each
+//! baseline at a time and prints the medians and ratios (robust to background load drift).
 //!
 //! Run: `cargo bench -p blyan-wire --bench transport -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Profile one kind of handshake alone (for `valgrind --tool=callgrind`):
+//! `BLYAN_HANDSHAKE_PROFILE=blyan|webpki|sig_only|no_client_auth[:count] target/release/deps/transport-*`
+//! runs `count` (default 200) handshakes of that kind after one warm-up and exits.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +53,8 @@ use blyan_wire::{
 use criterion::{Criterion, Throughput, criterion_group};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::runtime::Runtime;
 
 const ECHO: Protocol = Protocol(1);
@@ -107,8 +134,18 @@ async fn blyan_setup() -> BlyanSetup {
     }
 }
 
-// ---------------------------------------------------------------- raw quinn baseline
+// ---------------------------------------------------------------- raw quinn baselines
 
+/// ring's provider restricted to TLS 1.3 suites, as Blyan's.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|suite| suite.version() == &rustls::version::TLS13);
+    Arc::new(provider)
+}
+
+/// The no-client-auth reference: the client accepts any server certificate unchecked.
 #[derive(Debug)]
 struct SkipVerification;
 
@@ -144,42 +181,214 @@ impl ServerCertVerifier for SkipVerification {
     }
 }
 
+/// The strict baseline's verifier (both sides): any certificate, but the TLS 1.3
+/// `CertificateVerify` signature must verify under its key (rustls' own check).
+#[derive(Debug)]
+struct SignatureOnly(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl SignatureOnly {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(provider().signature_verification_algorithms))
+    }
+}
+
+impl ServerCertVerifier for SignatureOnly {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+impl ClientCertVerifier for SignatureOnly {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// Which raw baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Baseline {
+    /// Mutual TLS, Ed25519 both ways, rustls' WebPKI verifiers and a tiny CA.
+    MutualWebPki,
+    /// Mutual TLS, Ed25519 both ways, only the handshake signatures verified.
+    MutualSignatureOnly,
+    /// Server certificate only, verification skipped.
+    NoClientAuth,
+}
+
+/// A self-signed Blyan certificate and its PKCS#8 key, for the baselines without a CA.
+fn blyan_style_identity(seed: u8) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let key = KeyPair::from_seed(&[seed; 32]);
+    (
+        CertificateDer::from(self_signed_certificate(&key)),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_pkcs8_der().to_vec())),
+    )
+}
+
+/// The tiny PKI of the mutual baseline: an Ed25519 CA and two Ed25519 end-entity
+/// certificates it signed, with their PKCS#8 keys.
+struct Pki {
+    root: CertificateDer<'static>,
+    server: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    client: (CertificateDer<'static>, PrivateKeyDer<'static>),
+}
+
+fn pki() -> Pki {
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "bench CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let end_entity = |name: &str, purpose: rcgen::ExtendedKeyUsagePurpose| {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.extended_key_usages = vec![purpose];
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (cert.der().clone(), key)
+    };
+    Pki {
+        root: ca.der().clone(),
+        server: end_entity("blyan", rcgen::ExtendedKeyUsagePurpose::ServerAuth),
+        client: end_entity("client", rcgen::ExtendedKeyUsagePurpose::ClientAuth),
+    }
+}
+
+fn roots(pki: &Pki) -> Arc<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.root.clone()).unwrap();
+    Arc::new(roots)
+}
+
 struct RawSetup {
     client: quinn::Endpoint,
     server_addr: SocketAddr,
     connection: quinn::Connection,
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn raw_server() -> quinn::Endpoint {
-    let key = KeyPair::from_seed(&[3; 32]);
-    let tls = rustls::ServerConfig::builder_with_provider(provider())
+fn raw_server(baseline: Baseline, pki: &Pki) -> quinn::Endpoint {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(self_signed_certificate(&key))],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_pkcs8_der().to_vec())),
-        )
         .unwrap();
-    let mut tls = tls;
+    let mut tls = match baseline {
+        Baseline::MutualWebPki => {
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots(pki), provider())
+                    .build()
+                    .unwrap();
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(vec![pki.server.0.clone()], pki.server.1.clone_key())
+                .unwrap()
+        }
+        Baseline::MutualSignatureOnly => {
+            let (cert, key) = blyan_style_identity(4);
+            builder
+                .with_client_cert_verifier(SignatureOnly::new())
+                .with_single_cert(vec![cert], key)
+                .unwrap()
+        }
+        Baseline::NoClientAuth => {
+            let (cert, key) = blyan_style_identity(3);
+            builder
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .unwrap()
+        }
+    };
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.send_tls13_tickets = 0;
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
     let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     quinn::Endpoint::server(config, localhost()).unwrap()
 }
 
-fn raw_client() -> quinn::Endpoint {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+fn raw_client(baseline: Baseline, pki: &Pki) -> quinn::Endpoint {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(SkipVerification))
-        .with_no_client_auth();
+        .unwrap();
+    let mut tls = match baseline {
+        Baseline::MutualWebPki => {
+            let verifier =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots(pki), provider())
+                    .build()
+                    .unwrap();
+            builder
+                .with_webpki_verifier(verifier)
+                .with_client_auth_cert(vec![pki.client.0.clone()], pki.client.1.clone_key())
+                .unwrap()
+        }
+        Baseline::MutualSignatureOnly => {
+            let (cert, key) = blyan_style_identity(5);
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(SignatureOnly::new())
+                .with_client_auth_cert(vec![cert], key)
+                .unwrap()
+        }
+        Baseline::NoClientAuth => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(SkipVerification))
+            .with_no_client_auth(),
+    };
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.enable_sni = false;
+    tls.resumption = rustls::client::Resumption::disabled();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client(localhost()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
@@ -214,11 +423,11 @@ fn raw_serve(endpoint: quinn::Endpoint) {
     });
 }
 
-async fn raw_setup() -> RawSetup {
-    let server = raw_server();
+async fn raw_setup(baseline: Baseline, pki: &Pki) -> RawSetup {
+    let server = raw_server(baseline, pki);
     let server_addr = server.local_addr().unwrap();
     raw_serve(server);
-    let client = raw_client();
+    let client = raw_client(baseline, pki);
     let connection = client.connect(server_addr, "blyan").unwrap().await.unwrap();
     RawSetup {
         client,
@@ -238,6 +447,26 @@ async fn raw_exchange(connection: &quinn::Connection, message: &[u8]) -> Vec<u8>
     recv.read_to_end(BULK_LEN + 16).await.unwrap()
 }
 
+/// The setups every benchmark compares, on one runtime.
+struct Setups {
+    blyan: BlyanSetup,
+    webpki: RawSetup,
+    sig_only: RawSetup,
+    no_client_auth: RawSetup,
+}
+
+fn setups(rt: &Runtime) -> Setups {
+    let pki = pki();
+    rt.block_on(async {
+        Setups {
+            blyan: blyan_setup().await,
+            webpki: raw_setup(Baseline::MutualWebPki, &pki).await,
+            sig_only: raw_setup(Baseline::MutualSignatureOnly, &pki).await,
+            no_client_auth: raw_setup(Baseline::NoClientAuth, &pki).await,
+        }
+    })
+}
+
 // ---------------------------------------------------------------- benchmarks
 
 /// Criterion's `iter_custom`: runs `op` `iters` times on `rt` and returns the elapsed time.
@@ -255,7 +484,7 @@ where
     })
 }
 
-/// The six measured operations, shared by the criterion groups and the paired run.
+/// The measured operations, shared by the criterion groups and the paired run.
 async fn blyan_handshake(setup: &BlyanSetup) {
     let server = setup.server.local_addr().unwrap();
     let connection = setup
@@ -299,125 +528,154 @@ fn bulk_message() -> Vec<u8> {
 
 fn handshake(c: &mut Criterion) {
     let rt = runtime();
-    let blyan = rt.block_on(blyan_setup());
-    let raw = rt.block_on(raw_setup());
+    let s = setups(&rt);
     let mut group = c.benchmark_group("transport/handshake");
     group.bench_function("blyan_mutual_auth", |b| {
-        b.iter_custom(|iters| timed(&rt, iters, || blyan_handshake(&blyan)))
+        b.iter_custom(|iters| timed(&rt, iters, || blyan_handshake(&s.blyan)))
     });
-    group.bench_function("raw_quinn", |b| {
-        b.iter_custom(|iters| timed(&rt, iters, || raw_handshake(&raw)))
+    group.bench_function("raw_quinn_mutual_webpki", |b| {
+        b.iter_custom(|iters| timed(&rt, iters, || raw_handshake(&s.webpki)))
+    });
+    group.bench_function("raw_quinn_mutual_sig_only", |b| {
+        b.iter_custom(|iters| timed(&rt, iters, || raw_handshake(&s.sig_only)))
+    });
+    group.bench_function("raw_quinn_no_client_auth", |b| {
+        b.iter_custom(|iters| timed(&rt, iters, || raw_handshake(&s.no_client_auth)))
     });
     group.finish();
 }
 
 fn small_request(c: &mut Criterion) {
     let rt = runtime();
-    let blyan = rt.block_on(blyan_setup());
-    let raw = rt.block_on(raw_setup());
+    let s = setups(&rt);
     let mut group = c.benchmark_group("transport/small_request");
     group.bench_function("blyan", |b| {
-        b.iter_custom(|iters| timed(&rt, iters, || blyan_small(&blyan)))
+        b.iter_custom(|iters| timed(&rt, iters, || blyan_small(&s.blyan)))
     });
-    group.bench_function("raw_quinn", |b| {
-        b.iter_custom(|iters| timed(&rt, iters, || raw_small(&raw)))
+    group.bench_function("raw_quinn_mutual_webpki", |b| {
+        b.iter_custom(|iters| timed(&rt, iters, || raw_small(&s.webpki)))
     });
     group.finish();
 }
 
 fn bulk(c: &mut Criterion) {
     let rt = runtime();
-    let blyan = rt.block_on(blyan_setup());
-    let raw = rt.block_on(raw_setup());
+    let s = setups(&rt);
     let message = bulk_message();
     let mut group = c.benchmark_group("transport/bulk_8MiB");
     group.throughput(Throughput::Bytes(BULK_LEN as u64));
     group.sample_size(10);
     group.bench_function("blyan", |b| {
-        b.iter_custom(|iters| timed(&rt, iters, || blyan_bulk(&blyan, &message)))
+        b.iter_custom(|iters| timed(&rt, iters, || blyan_bulk(&s.blyan, &message)))
     });
-    group.bench_function("raw_quinn", |b| {
-        b.iter_custom(|iters| timed(&rt, iters, || raw_bulk(&raw, &message)))
+    group.bench_function("raw_quinn_mutual_webpki", |b| {
+        b.iter_custom(|iters| timed(&rt, iters, || raw_bulk(&s.webpki, &message)))
     });
     group.finish();
 }
 
 // ---------------------------------------------------------------- paired medians
 
-/// Runs `blyan` and `raw` alternately `rounds` times, one operation each, and prints both
-/// medians and the throughput ratio raw_time / blyan_time. Alternating puts both under the
-/// same background load, which sequential criterion groups on a shared machine do not.
-fn paired<A, B, FA, FB>(rt: &Runtime, name: &str, rounds: usize, mut blyan: FA, mut raw: FB)
-where
-    FA: FnMut() -> A,
-    FB: FnMut() -> B,
-    A: Future<Output = ()>,
-    B: Future<Output = ()>,
-{
-    let mut blyan_times = Vec::with_capacity(rounds);
-    let mut raw_times = Vec::with_capacity(rounds);
+type Op<'a> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = ()> + 'a>> + 'a>;
+
+/// The baselines of the paired run, in the order of `paired`'s operations after Blyan's.
+const BASELINES: [&str; 3] = [
+    "raw quinn mutual webpki",
+    "raw quinn mutual sig-only",
+    "raw quinn no client auth",
+];
+
+/// Runs Blyan and each baseline in turn `rounds` times, one operation each (the order
+/// rotates every round), and prints the medians and Blyan's speed as a percentage of each
+/// baseline (baseline time / Blyan time). Rotating puts all of them under the same
+/// background load, which sequential criterion groups on a shared machine do not.
+fn paired(rt: &Runtime, name: &str, rounds: usize, mut ops: [Op<'_>; 4]) {
+    let n = ops.len();
+    let mut times: [Vec<Duration>; 4] = std::array::from_fn(|_| Vec::with_capacity(rounds));
     rt.block_on(async {
         for round in 0..rounds {
-            // Alternate which goes first, so neither always runs on a warm path.
-            let (first_is_blyan, a, b) = if round % 2 == 0 {
-                (true, &mut blyan_times, &mut raw_times)
-            } else {
-                (false, &mut raw_times, &mut blyan_times)
-            };
-            let started = Instant::now();
-            if first_is_blyan {
-                blyan().await
-            } else {
-                raw().await
+            for k in 0..n {
+                let which = (round + k) % n;
+                let started = Instant::now();
+                ops[which]().await;
+                times[which].push(started.elapsed());
             }
-            a.push(started.elapsed());
-            let started = Instant::now();
-            if first_is_blyan {
-                raw().await
-            } else {
-                blyan().await
-            }
-            b.push(started.elapsed());
         }
     });
-    let median = |times: &mut Vec<Duration>| {
+    let medians = times.map(|mut times| {
         times.sort();
         times[times.len() / 2]
-    };
-    let (blyan_median, raw_median) = (median(&mut blyan_times), median(&mut raw_times));
-    eprintln!(
-        "paired {name}: blyan median {blyan_median:?}, raw quinn median {raw_median:?}, \
-         blyan speed = {:.1} % of raw ({rounds} rounds)",
-        100.0 * raw_median.as_secs_f64() / blyan_median.as_secs_f64()
-    );
+    });
+    let blyan = medians[0];
+    let mut line = format!("paired {name} ({rounds} rounds): blyan {blyan:?}");
+    for (baseline, median) in BASELINES.iter().zip(&medians[1..]) {
+        let percent = 100.0 * median.as_secs_f64() / blyan.as_secs_f64();
+        line += &format!(" | {baseline} {median:?} -> blyan = {percent:.1} %");
+    }
+    eprintln!("{line}");
 }
 
 fn paired_report() {
     let rt = runtime();
-    let blyan = rt.block_on(blyan_setup());
-    let raw = rt.block_on(raw_setup());
+    let s = setups(&rt);
     let message = bulk_message();
+    let message = &message[..];
     paired(
         &rt,
         "handshake",
-        400,
-        || blyan_handshake(&blyan),
-        || raw_handshake(&raw),
+        600,
+        [
+            Box::new(|| Box::pin(blyan_handshake(&s.blyan))),
+            Box::new(|| Box::pin(raw_handshake(&s.webpki))),
+            Box::new(|| Box::pin(raw_handshake(&s.sig_only))),
+            Box::new(|| Box::pin(raw_handshake(&s.no_client_auth))),
+        ],
     );
     paired(
         &rt,
         "small_request",
         3000,
-        || blyan_small(&blyan),
-        || raw_small(&raw),
+        [
+            Box::new(|| Box::pin(blyan_small(&s.blyan))),
+            Box::new(|| Box::pin(raw_small(&s.webpki))),
+            Box::new(|| Box::pin(raw_small(&s.sig_only))),
+            Box::new(|| Box::pin(raw_small(&s.no_client_auth))),
+        ],
     );
     paired(
         &rt,
         "bulk_8MiB",
         40,
-        || blyan_bulk(&blyan, &message),
-        || raw_bulk(&raw, &message),
+        [
+            Box::new(|| Box::pin(blyan_bulk(&s.blyan, message))),
+            Box::new(|| Box::pin(raw_bulk(&s.webpki, message))),
+            Box::new(|| Box::pin(raw_bulk(&s.sig_only, message))),
+            Box::new(|| Box::pin(raw_bulk(&s.no_client_auth, message))),
+        ],
     );
+}
+
+/// `BLYAN_HANDSHAKE_PROFILE=kind[:count]`: one warm-up and `count` handshakes of one kind,
+/// nothing else (for callgrind instruction counts).
+fn profile(spec: &str) {
+    let (kind, count) = match spec.split_once(':') {
+        Some((kind, count)) => (kind, count.parse().unwrap()),
+        None => (spec, 200_usize),
+    };
+    let rt = runtime();
+    let s = setups(&rt);
+    rt.block_on(async {
+        for _ in 0..=count {
+            match kind {
+                "blyan" => blyan_handshake(&s.blyan).await,
+                "webpki" => raw_handshake(&s.webpki).await,
+                "sig_only" => raw_handshake(&s.sig_only).await,
+                "no_client_auth" => raw_handshake(&s.no_client_auth).await,
+                other => panic!("unknown handshake kind {other}"),
+            }
+        }
+    });
+    eprintln!("profiled {count} + 1 {kind} handshakes");
 }
 
 criterion_group! {
@@ -429,6 +687,10 @@ criterion_group! {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var("BLYAN_HANDSHAKE_PROFILE") {
+        profile(&spec);
+        return;
+    }
     benches();
     // Only under `cargo bench` (which passes `--bench`), not in test mode or `--list`.
     let args: Vec<String> = std::env::args().collect();

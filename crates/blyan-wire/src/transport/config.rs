@@ -37,6 +37,10 @@ pub const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// 64 inbound handshakes at once; further connection attempts are refused until one ends.
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 64;
 
+/// Past 16 inbound handshakes in progress (a quarter of the cap), new connection attempts
+/// from unvalidated addresses get a QUIC Retry first.
+pub const DEFAULT_VALIDATE_ADDRESSES_ABOVE: usize = 16;
+
 /// 16 established inbound connections waiting for [`Endpoint::accept`](crate::Endpoint::accept).
 pub const DEFAULT_ACCEPT_QUEUE: usize = 16;
 
@@ -75,6 +79,12 @@ pub struct TransportConfig {
     pub keep_alive_interval: Option<Duration>,
     /// Inbound handshakes in progress at once; more connection attempts are refused.
     pub max_pending_handshakes: usize,
+    /// With this many inbound handshakes (or more) in progress, a connection attempt from
+    /// an address that has not proven it receives our packets gets a QUIC Retry (address
+    /// validation, RFC 9000 §8.1) before any handshake work: one extra round trip for the
+    /// client, and a flood of spoofed source addresses costs this side no TLS work and
+    /// no handshake slot. 0 validates every address; `usize::MAX` never asks.
+    pub validate_addresses_above: usize,
     /// Established inbound connections waiting to be accepted.
     pub accept_queue: usize,
     /// How long [`Endpoint::close`](crate::Endpoint::close) waits for peers to acknowledge.
@@ -95,6 +105,7 @@ impl Default for TransportConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             keep_alive_interval: Some(DEFAULT_KEEP_ALIVE_INTERVAL),
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+            validate_addresses_above: DEFAULT_VALIDATE_ADDRESSES_ABOVE,
             accept_queue: DEFAULT_ACCEPT_QUEUE,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
         }

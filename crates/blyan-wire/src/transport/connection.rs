@@ -16,6 +16,7 @@ use crate::Codec;
 use crate::transport::config::TransportConfig;
 use crate::transport::error::{ConnectionLost, RequestError, ResetCode, SendError, close_code};
 use crate::transport::inbound::{Inbound, InboundContext, run_inbound};
+use crate::transport::metrics::{self, Direction, Timeout, TransportMetrics};
 use crate::transport::protocol::Protocol;
 use crate::transport::stream::{
     acknowledged, frame_header, read_body, read_response_head, write_stream,
@@ -38,6 +39,7 @@ struct Inner {
     remote: PeerId,
     codec: Codec,
     request_timeout: Duration,
+    metrics: TransportMetrics,
     inbound: Mutex<mpsc::Receiver<Inbound>>,
 }
 
@@ -49,23 +51,32 @@ impl Drop for Inner {
 }
 
 impl Connection {
-    /// Wraps an established, verified QUIC connection and starts its inbound task.
-    pub(crate) fn new(quic: quinn::Connection, remote: PeerId, config: &TransportConfig) -> Self {
+    /// Wraps an established, verified QUIC connection and starts its inbound task (which
+    /// also records the connection's end).
+    pub(crate) fn new(
+        quic: quinn::Connection,
+        remote: PeerId,
+        direction: Direction,
+        config: &TransportConfig,
+        metrics: TransportMetrics,
+    ) -> Self {
         let (queue, inbound) = mpsc::channel(INBOUND_QUEUE);
         let context = InboundContext {
             codec: config.codec(),
             read_timeout: config.inbound_read_timeout,
             send_timeout: config.request_timeout,
             budget: Arc::new(Semaphore::new(config.inbound_budget())),
+            metrics: metrics.clone(),
             queue,
         };
-        tokio::spawn(run_inbound(quic.clone(), context));
+        tokio::spawn(run_inbound(quic.clone(), direction, context));
         Self {
             inner: Arc::new(Inner {
                 quic,
                 remote,
                 codec: config.codec(),
                 request_timeout: config.request_timeout,
+                metrics,
                 inbound: Mutex::new(inbound),
             }),
         }
@@ -188,21 +199,26 @@ impl Connection {
         prefixed.push(protocol.0);
         prefixed.extend_from_slice(head);
         let limits = *self.inner.codec.limits();
+        let metrics = &self.inner.metrics;
         let exchange = async {
-            write_stream(&mut send, &prefixed, body).await?;
-            let len = read_response_head(&mut recv, &limits).await?;
-            Ok::<_, RequestError>(read_body(&mut recv, len).await?)
+            write_stream(&mut send, &prefixed, body, metrics).await?;
+            let len = read_response_head(&mut recv, &limits, metrics).await?;
+            Ok::<_, RequestError>(read_body(&mut recv, len, metrics).await?)
         };
         match timeout_at(deadline, exchange).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) => {
                 if let RequestError::Response(codec) = &err {
                     // The response broke the framing: tell the peer why.
-                    let _ = recv.stop(ResetCode::for_codec_error(codec).var_int());
+                    let code = ResetCode::for_codec_error(codec);
+                    metrics::stream_reset(code);
+                    let _ = recv.stop(code.var_int());
                 }
                 Err(err)
             }
             Err(_) => {
+                metrics::timed_out(Timeout::Request);
+                metrics::stream_reset(ResetCode::Timeout);
                 let _ = send.reset(ResetCode::Timeout.var_int());
                 let _ = recv.stop(ResetCode::Timeout.var_int());
                 Err(RequestError::Timeout { after })
@@ -226,12 +242,14 @@ impl Connection {
         prefixed.push(protocol.0);
         prefixed.extend_from_slice(head);
         let delivered = async {
-            write_stream(&mut send, &prefixed, body).await?;
+            write_stream(&mut send, &prefixed, body, &self.inner.metrics).await?;
             acknowledged(&mut send).await
         };
         match timeout_at(deadline, delivered).await {
             Ok(result) => result,
             Err(_) => {
+                metrics::timed_out(Timeout::Message);
+                metrics::stream_reset(ResetCode::Timeout);
                 let _ = send.reset(ResetCode::Timeout.var_int());
                 Err(SendError::Timeout { after })
             }

@@ -54,6 +54,18 @@ impl ResetCode {
         }
     }
 
+    /// The `code` label of `blyan_transport_streams_reset_total`.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Timeout => "timeout",
+            Self::Refused => "refused",
+            Self::TooLarge => "too_large",
+            Self::UnknownProtocol => "unknown_protocol",
+            Self::Other(_) => "other",
+        }
+    }
+
     pub(crate) fn var_int(self) -> quinn::VarInt {
         // Codes from the wire fit a VarInt; out-of-range local values are saturated.
         quinn::VarInt::from_u64(self.to_u64()).unwrap_or(quinn::VarInt::MAX)

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::transport::error::{ReadFailure, ResetCode, SendError};
+use crate::transport::metrics::{self, Direction, Timeout, TransportMetrics};
 use crate::transport::protocol::Protocol;
 use crate::transport::stream::{
     acknowledged, frame_header, read_body, read_request_head, write_stream,
@@ -36,6 +37,7 @@ pub struct InboundRequest {
     send: Option<quinn::SendStream>,
     codec: Codec,
     send_timeout: Duration,
+    metrics: TransportMetrics,
     _budget: OwnedSemaphorePermit,
 }
 
@@ -77,6 +79,7 @@ impl InboundRequest {
     /// [`RequestError::Reset`]: crate::RequestError::Reset
     pub fn reject(mut self, code: ResetCode) {
         if let Some(mut send) = self.send.take() {
+            metrics::stream_reset(code);
             // Fails only if the stream is already gone, which is what we want anyway.
             let _ = send.reset(code.var_int());
         }
@@ -92,12 +95,14 @@ impl InboundRequest {
         };
         let after = self.send_timeout;
         let delivered = async {
-            write_stream(&mut send, head, body).await?;
+            write_stream(&mut send, head, body, &self.metrics).await?;
             acknowledged(&mut send).await
         };
         match tokio::time::timeout(after, delivered).await {
             Ok(result) => result,
             Err(_) => {
+                metrics::timed_out(Timeout::Response);
+                metrics::stream_reset(ResetCode::Timeout);
                 let _ = send.reset(ResetCode::Timeout.var_int());
                 Err(SendError::Timeout { after })
             }
@@ -110,6 +115,7 @@ impl Drop for InboundRequest {
         // Dropping a quinn send stream would finish it, which the peer would read as an
         // empty (truncated) response; say "refused" instead.
         if let Some(mut send) = self.send.take() {
+            metrics::stream_reset(ResetCode::Refused);
             let _ = send.reset(ResetCode::Refused.var_int());
         }
     }
@@ -149,28 +155,34 @@ pub(crate) struct InboundContext {
     pub(crate) send_timeout: Duration,
     /// Bytes of read-but-unhandled requests and messages (see `TransportConfig`).
     pub(crate) budget: Arc<Semaphore>,
+    pub(crate) metrics: TransportMetrics,
     pub(crate) queue: mpsc::Sender<Inbound>,
 }
 
-/// Accepts the peer's streams until the connection ends. Stream concurrency is bounded by
-/// the QUIC stream limits, so the reader tasks are too.
-pub(crate) async fn run_inbound(connection: quinn::Connection, context: InboundContext) {
-    loop {
+/// Accepts the peer's streams until the connection ends, then records how it ended.
+/// Stream concurrency is bounded by the QUIC stream limits, so the reader tasks are too.
+pub(crate) async fn run_inbound(
+    connection: quinn::Connection,
+    direction: Direction,
+    context: InboundContext,
+) {
+    let ended = loop {
         tokio::select! {
             bi = connection.accept_bi() => match bi {
                 Ok((send, recv)) => {
                     tokio::spawn(read_request(send, recv, context.clone()));
                 }
-                Err(_) => break,
+                Err(err) => break err,
             },
             uni = connection.accept_uni() => match uni {
                 Ok(recv) => {
                     tokio::spawn(read_message(recv, context.clone()));
                 }
-                Err(_) => break,
+                Err(err) => break err,
             },
         }
-    }
+    };
+    metrics::connection_closed(direction, &ended);
 }
 
 /// Reads the head and the body of one stream, waiting for budget in between.
@@ -178,7 +190,7 @@ async fn read_stream(
     recv: &mut quinn::RecvStream,
     context: &InboundContext,
 ) -> Result<(Protocol, Bytes, OwnedSemaphorePermit), ReadFailure> {
-    let (protocol, len) = read_request_head(recv, context.codec.limits()).await?;
+    let (protocol, len) = read_request_head(recv, context.codec.limits(), &context.metrics).await?;
     // `len` ≤ max_frame_len ≤ the budget (raised to one frame at least), so this can wait
     // but never deadlock; `len` fits u32 because the length field is a u32.
     let permits = u32::try_from(len).unwrap_or(u32::MAX);
@@ -186,7 +198,7 @@ async fn read_stream(
         .acquire_many_owned(permits)
         .await
         .map_err(|_| ReadFailure::Reset(ResetCode::Refused))?;
-    let message = read_body(recv, len).await?;
+    let message = read_body(recv, len, &context.metrics).await?;
     Ok((protocol, message, permit))
 }
 
@@ -210,7 +222,10 @@ async fn read_within_deadline(
             tracing::debug!(?failure, "inbound stream failed");
             Err(reset_code(&failure))
         }
-        Err(_) => Err(Some(ResetCode::Timeout)),
+        Err(_) => {
+            metrics::timed_out(Timeout::InboundRead);
+            Err(Some(ResetCode::Timeout))
+        }
     }
 }
 
@@ -227,12 +242,14 @@ async fn read_request(
                 send: Some(send),
                 codec: context.codec,
                 send_timeout: context.send_timeout,
+                metrics: context.metrics.clone(),
                 _budget: budget,
             };
             // A closed queue means the connection is gone; dropping the request resets it.
             let _ = context.queue.send(Inbound::Request(request)).await;
         }
         Err(Some(code)) => {
+            metrics::stream_reset(code);
             let _ = recv.stop(code.var_int());
             let _ = send.reset(code.var_int());
         }
@@ -252,6 +269,7 @@ async fn read_message(mut recv: quinn::RecvStream, context: InboundContext) {
             let _ = context.queue.send(Inbound::Message(message)).await;
         }
         Err(Some(code)) => {
+            metrics::stream_reset(code);
             let _ = recv.stop(code.var_int());
         }
         Err(None) => {}

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use crate::frame::{FRAME_HEADER_LEN, check_length};
 use crate::transport::error::{ReadFailure, SendError};
+use crate::transport::metrics::TransportMetrics;
 use crate::transport::protocol::Protocol;
 use crate::{CodecError, Limits};
 
@@ -26,9 +27,11 @@ pub(crate) async fn write_stream(
     send: &mut quinn::SendStream,
     head: &[u8],
     body: &[u8],
+    metrics: &TransportMetrics,
 ) -> Result<(), SendError> {
     send.write_all(head).await?;
     send.write_all(body).await?;
+    metrics.sent(head.len() + body.len());
     // Only fails if the stream was already finished or reset, which this side never does
     // before this point.
     send.finish().map_err(|_| SendError::Stopped {
@@ -58,9 +61,11 @@ pub(crate) async fn acknowledged(send: &mut quinn::SendStream) -> Result<(), Sen
 pub(crate) async fn read_request_head(
     recv: &mut quinn::RecvStream,
     limits: &Limits,
+    metrics: &TransportMetrics,
 ) -> Result<(Protocol, usize), ReadFailure> {
     let mut head = [0_u8; 1 + FRAME_HEADER_LEN];
     recv.read_exact(&mut head).await?;
+    metrics.received(head.len());
     let [protocol, a, b, c, d] = head;
     let len = check_length(u32::from_be_bytes([a, b, c, d]), limits).map_err(ReadFailure::Codec)?;
     Ok((Protocol(protocol), len))
@@ -70,9 +75,11 @@ pub(crate) async fn read_request_head(
 pub(crate) async fn read_response_head(
     recv: &mut quinn::RecvStream,
     limits: &Limits,
+    metrics: &TransportMetrics,
 ) -> Result<usize, ReadFailure> {
     let mut head = [0_u8; FRAME_HEADER_LEN];
     recv.read_exact(&mut head).await?;
+    metrics.received(head.len());
     check_length(u32::from_be_bytes(head), limits).map_err(ReadFailure::Codec)
 }
 
@@ -81,10 +88,17 @@ pub(crate) async fn read_response_head(
 pub(crate) async fn read_body(
     recv: &mut quinn::RecvStream,
     len: usize,
+    metrics: &TransportMetrics,
 ) -> Result<Bytes, ReadFailure> {
     match recv.read_to_end(len).await {
-        Ok(body) if body.len() == len => Ok(Bytes::from(body)),
-        Ok(_) => Err(ReadFailure::Codec(CodecError::Truncated)),
+        Ok(body) if body.len() == len => {
+            metrics.received(len);
+            Ok(Bytes::from(body))
+        }
+        Ok(body) => {
+            metrics.received(body.len());
+            Err(ReadFailure::Codec(CodecError::Truncated))
+        }
         Err(quinn::ReadToEndError::TooLong) => Err(ReadFailure::Codec(CodecError::TrailingBytes {
             // At least one byte beyond the frame arrived; how many more is not read.
             remaining: 1,

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use blyan_crypto::{KeyPair, PeerId, PublicKey, Signature, hazmat};
+use blyan_crypto::{KeyPair, PeerId, Signature, hazmat};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -11,7 +11,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::{CertifiedKey, Signer, SigningKey, SingleCertAndKey};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureAlgorithm, SignatureScheme};
 
-use crate::certificate::{CertificateError, certificate_key, self_signed_certificate};
+use crate::certificate::{CertificateError, self_signed_certificate};
 use crate::transport::error::BindError;
 use crate::transport::protocol::ALPN;
 use crate::transport::verified_certificates::VerifiedCertificates;
@@ -21,8 +21,8 @@ use crate::transport::verified_certificates::VerifiedCertificates;
 pub(crate) const SERVER_NAME: &str = "blyan";
 
 /// ring's provider restricted to TLS 1.3 cipher suites (the `tls12` feature is off, so
-/// rustls has no TLS 1.2 code at all).
-fn provider() -> Arc<CryptoProvider> {
+/// rustls has no TLS 1.2 code at all). Made once per endpoint and shared by its dials.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     provider
         .cipher_suites
@@ -106,8 +106,7 @@ impl PeerVerifier {
                 what: "certificate chain (intermediates are not allowed)",
             }));
         }
-        let key = self.verified.verify(end_entity).map_err(invalid)?;
-        let actual = PeerId::from_public_key(&key);
+        let actual = self.verified.verify(end_entity).map_err(invalid)?.peer_id;
         match self.expected {
             Some(expected) if expected != actual => {
                 *self.mismatch.lock().unwrap_or_else(PoisonError::into_inner) = Some(actual);
@@ -126,17 +125,21 @@ fn invalid(err: CertificateError) -> rustls::Error {
     )))
 }
 
-/// Checks a TLS 1.3 `CertificateVerify` signature: scheme Ed25519 only, the key from the
-/// (already verified) certificate, blyan-crypto's validity rule.
-fn verify_handshake_signature(
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    check_handshake_signature(message, cert, dss.scheme, dss.signature())
+impl PeerVerifier {
+    /// Checks a TLS 1.3 `CertificateVerify` signature: scheme Ed25519 only, the key from the
+    /// (already verified) certificate, blyan-crypto's validity rule.
+    fn verify_handshake_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        check_handshake_signature(&self.verified, message, cert, dss.scheme, dss.signature())
+    }
 }
 
 fn check_handshake_signature(
+    verified: &VerifiedCertificates,
     message: &[u8],
     cert: &CertificateDer<'_>,
     scheme: SignatureScheme,
@@ -147,8 +150,9 @@ fn check_handshake_signature(
             rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
         ));
     }
-    // rustls passes the end-entity certificate that `verify_*_cert` accepted just before.
-    let key: PublicKey = certificate_key(cert).map_err(invalid)?;
+    // rustls passes the end-entity certificate that `verify_*_cert` accepted just before:
+    // its key (point already decoded) comes from the verified-certificate memory.
+    let key = verified.accepted(cert).map_err(invalid)?.key;
     let signature = <[u8; 64]>::try_from(signature)
         .map(Signature::from_bytes)
         .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature))?;
@@ -189,7 +193,7 @@ impl ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss)
+        self.verify_handshake_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -235,7 +239,7 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss)
+        self.verify_handshake_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -250,10 +254,11 @@ fn tls_error(err: impl std::fmt::Display) -> BindError {
 /// The server side: mandatory client certificates, no session tickets (a resumed session
 /// would skip the client certificate), ALPN `blyan/1`.
 pub(crate) fn server_config(
+    provider: Arc<CryptoProvider>,
     identity: Arc<SingleCertAndKey>,
     verified: Arc<VerifiedCertificates>,
 ) -> Result<rustls::ServerConfig, BindError> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_error)?
         .with_client_cert_verifier(Arc::new(PeerVerifier::new(None, verified)))
@@ -267,10 +272,11 @@ pub(crate) fn server_config(
 /// The client side of one dial: the verifier may insist on `expected`. No SNI, no
 /// resumption, ALPN `blyan/1`.
 pub(crate) fn client_config(
+    provider: Arc<CryptoProvider>,
     identity: Arc<SingleCertAndKey>,
     verifier: Arc<PeerVerifier>,
 ) -> Result<rustls::ClientConfig, BindError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_error)?
         .dangerous()
@@ -283,12 +289,14 @@ pub(crate) fn client_config(
 }
 
 /// The `PeerId` of an established connection's remote, from the certificate the handshake
-/// verified.
-pub(crate) fn remote_peer_id(connection: &quinn::Connection) -> Option<PeerId> {
+/// verified (looked up in the endpoint's verified-certificate memory).
+pub(crate) fn remote_peer_id(
+    connection: &quinn::Connection,
+    verified: &VerifiedCertificates,
+) -> Option<PeerId> {
     let identity = connection.peer_identity()?;
     let certificates = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
-    let key = certificate_key(certificates.first()?).ok()?;
-    Some(PeerId::from_public_key(&key))
+    Some(verified.accepted(certificates.first()?).ok()?.peer_id)
 }
 
 /// The ALPN protocol the handshake negotiated.
@@ -339,13 +347,22 @@ mod tests {
         let message = b"TLS 1.3 CertificateVerify content";
         let signature = hazmat::sign_raw(&key, message).to_bytes();
         let ed25519 = SignatureScheme::ED25519;
-        assert!(check_handshake_signature(message, &cert(1), ed25519, &signature).is_ok());
-        // Another key's certificate, another message, another scheme, a short signature.
-        assert!(check_handshake_signature(message, &cert(2), ed25519, &signature).is_err());
-        assert!(check_handshake_signature(b"other", &cert(1), ed25519, &signature).is_err());
-        let ecdsa = SignatureScheme::ECDSA_NISTP256_SHA256;
-        assert!(check_handshake_signature(message, &cert(1), ecdsa, &signature).is_err());
-        assert!(check_handshake_signature(message, &cert(1), ed25519, &signature[..63]).is_err());
+        // Whether the certificates are remembered (verified before) or parsed again.
+        let remembering = VerifiedCertificates::default();
+        remembering.verify(&cert(1)).unwrap();
+        remembering.verify(&cert(2)).unwrap();
+        for verified in [&remembering, &VerifiedCertificates::default()] {
+            let check = |message: &[u8], cert: &CertificateDer<'_>, scheme, signature: &[u8]| {
+                check_handshake_signature(verified, message, cert, scheme, signature).is_ok()
+            };
+            assert!(check(message, &cert(1), ed25519, &signature));
+            // Another key's certificate, another message, another scheme, a short signature.
+            assert!(!check(message, &cert(2), ed25519, &signature));
+            assert!(!check(b"other", &cert(1), ed25519, &signature));
+            let ecdsa = SignatureScheme::ECDSA_NISTP256_SHA256;
+            assert!(!check(message, &cert(1), ecdsa, &signature));
+            assert!(!check(message, &cert(1), ed25519, &signature[..63]));
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ mod transport;
 mod transport_abuse;
 #[cfg(feature = "transport")]
 mod transport_interop;
+#[cfg(feature = "transport")]
+mod transport_metrics;
 #[cfg(feature = "sim")]
 mod transport_sim;
 #[cfg(feature = "transport")]
