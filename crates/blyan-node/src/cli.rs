@@ -42,6 +42,18 @@ pub enum Command {
     Key(KeyCommand),
     /// Write a genesis file for a validator set, initial balances and parameters.
     Init(InitArgs),
+    /// Run N validators in this process on loopback ports (a local test network), printing
+    /// their heights and peer counts every slot. Node i serves its API on api.listen_addr's
+    /// port + i; keys are fixed per index and public: development only.
+    Devnet {
+        /// Number of validators.
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Directory of the devnet (genesis and one node-<i>/ per validator). A second run
+        /// with the same directory resumes the chain.
+        #[arg(long, value_name = "PATH", default_value = "data/devnet")]
+        dir: PathBuf,
+    },
     /// Query the /api/status of a running node.
     Status {
         /// API address (default: api.listen_addr of the configuration).

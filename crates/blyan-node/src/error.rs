@@ -48,6 +48,9 @@ pub enum NodeError {
     /// The peer-to-peer service did not start.
     #[error("peer-to-peer service: {0}")]
     Network(String),
+    /// The devnet could not be set up.
+    #[error("devnet: {0}")]
+    Devnet(String),
     /// A `bootstrap.nodes` entry is malformed.
     #[error("bootstrap.nodes: {0}")]
     Bootstrap(String),

@@ -55,6 +55,7 @@ mod banner;
 mod cli;
 mod config;
 mod config_source;
+mod devnet;
 mod error;
 mod genesis_file;
 mod network;
@@ -74,6 +75,7 @@ pub use config::{
     StorageConfig, UnknownRole,
 };
 pub use config_source::{ConfigError, ENV_PREFIX, env_key};
+pub use devnet::{DEVNET_PASSPHRASE, Devnet, DevnetNodeStatus, DevnetSpec, MAX_DEVNET_NODES};
 pub use error::{NodeError, SubmitError};
 pub use genesis_file::{
     DEV_VALIDATOR_BALANCE, GenesisFileError, GenesisSpec, GenesisSpecError, MAX_GENESIS_FILE_BYTES,

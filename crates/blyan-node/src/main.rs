@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use blyan_crypto::KeyStore;
 use blyan_node::{
-    ApiClient, Banner, Cli, Command, GenesisSpec, InitArgs, KeyCommand, Node, NodeConfig,
-    NodeOptions, read_passphrase_file, resolve_passphrase, write_genesis,
+    ApiClient, Banner, Cli, Command, Devnet, DevnetSpec, GenesisSpec, InitArgs, KeyCommand, Node,
+    NodeConfig, NodeOptions, read_passphrase_file, resolve_passphrase, write_genesis,
 };
 use clap::Parser as _;
 
@@ -53,6 +53,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Key(KeyCommand::Show { key_file }) => show_key(config_path, key_file),
         Command::Init(args) => init(config_path, args),
         Command::Status { api } => status(config_path, api).await,
+        Command::Devnet { nodes, dir } => devnet(config_path, nodes, dir).await,
     }
 }
 
@@ -95,6 +96,48 @@ async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
     tracing::info!("shutdown requested: finishing open requests and the current import");
     running.shutdown().await?;
     tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn devnet(config_path: Option<&Path>, nodes: usize, dir: PathBuf) -> anyhow::Result<()> {
+    let base = load_config(config_path)?;
+    let log = base.logging.to_log_config()?;
+    blyan_ops::init_logging(log.format, &log.level)?;
+    let slot = std::time::Duration::from_millis(base.consensus.slot_duration_ms.max(100));
+    let spec = DevnetSpec {
+        nodes,
+        dir: dir.clone(),
+        api_addr: base.api.listen_addr,
+        base,
+    };
+    let net = Devnet::start(spec).await?;
+    println!("devnet: {nodes} validators in {}", dir.display());
+    for (i, node) in net.nodes().iter().enumerate() {
+        println!(
+            "  node-{i}: api http://{}  p2p {}  peer {}",
+            node.api_addr(),
+            node.p2p_addr(),
+            node.handle().info().peer_id
+        );
+    }
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            result = &mut stop => {
+                result?;
+                break;
+            }
+            () = tokio::time::sleep(slot) => {
+                let status = net.status().await?;
+                let heights: Vec<String> = status.iter().map(|s| s.height.to_string()).collect();
+                let peers: Vec<String> = status.iter().map(|s| s.peers.to_string()).collect();
+                println!("height {}  peers {}", heights.join(" "), peers.join(" "));
+            }
+        }
+    }
+    println!("devnet: shutting down");
+    net.shutdown().await?;
     Ok(())
 }
 
