@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use blyan_consensus::{ConsensusParams, Genesis, SystemClock, Transaction};
+use blyan_consensus::{ConsensusParams, Genesis, ManualClock, SystemClock, Transaction};
 use blyan_crypto::{Hash, KeyPair, KeyStore, KeyStoreParams};
 use blyan_node::{
     ApiClient, Node, NodeConfig, NodeOptions, Role, RunningNode, StatusView, TxBody, write_genesis,
@@ -24,7 +24,7 @@ struct TestNet {
 }
 
 impl TestNet {
-    fn new(validators: usize, start_in_ms: u64) -> Self {
+    fn new(validators: usize, start_in_ms: i64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let validators: Vec<KeyPair> = (0..validators)
             .map(|i| KeyPair::from_seed(&[100 + i as u8; 32]))
@@ -33,7 +33,8 @@ impl TestNet {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let genesis = Genesis {
             chain_id: CHAIN_ID,
-            genesis_time_ms: u64::try_from(now.as_millis()).unwrap() + start_in_ms,
+            genesis_time_ms: u64::try_from(i64::try_from(now.as_millis()).unwrap() + start_in_ms)
+                .unwrap(),
             slot_duration_ms: SLOT_MS,
             validators: validators.iter().map(KeyPair::public_key).collect(),
             balances: BTreeMap::from([(user.address(), 1_000_000)]),
@@ -70,6 +71,10 @@ impl TestNet {
         config.security.kdf_passes = 1;
         config.bootstrap.nodes = bootstrap.to_vec();
         config
+    }
+
+    fn genesis(&self) -> Genesis {
+        blyan_node::read_genesis(&self.dir.path().join("genesis.json")).unwrap()
     }
 
     async fn start(
@@ -226,4 +231,68 @@ async fn five_validators_and_two_full_nodes_agree_and_spread_a_transaction() {
     for node in nodes {
         node.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_late_syncs_two_thousand_blocks_then_follows_the_tip() {
+    const BLOCKS: u64 = 2_000;
+    // Slot 0 lies far enough back that BLOCKS slots have passed.
+    let net = TestNet::new(1, -i64::try_from((BLOCKS + 200) * SLOT_MS).unwrap());
+    let genesis = net.genesis();
+    let validator = net.validators[0].clone();
+
+    // The validator's history, produced on a manual clock before the network starts.
+    {
+        let clock = Arc::new(ManualClock::new(genesis.genesis_time_ms));
+        let options = NodeOptions {
+            clock: clock.clone(),
+            env: Box::new(|name| (name == "BLYAN_KEY_PASSPHRASE").then(|| PASSPHRASE.to_owned())),
+            produce_blocks: false,
+        };
+        let node = Node::open(net.config("v0", &validator, Role::Validator, &[]), options).unwrap();
+        let handle = node.handle();
+        for slot in 1..=BLOCKS {
+            clock.set(genesis.genesis_time_ms + slot * SLOT_MS + SLOT_MS / 2);
+            handle.produce_block().await.unwrap().unwrap();
+        }
+        let running = node.start().await.unwrap();
+        running.shutdown().await.unwrap();
+    }
+
+    let seed = net.start("v0", &validator, Role::Validator, &[]).await;
+    assert!(status(&seed).await.height >= BLOCKS);
+    let late_key = KeyPair::from_seed(&[201; 32]);
+    let late = net
+        .start("late", &late_key, Role::Full, &[bootstrap_entry(&seed)])
+        .await;
+
+    let synced = poll(
+        "the late node to catch up",
+        Duration::from_secs(120),
+        || async {
+            let theirs = status(&seed).await.height;
+            let ours = status(&late).await.height;
+            (ours >= BLOCKS && ours + 2 >= theirs).then_some(ours)
+        },
+    )
+    .await;
+    let reference = hash_at(&seed, BLOCKS).await.unwrap();
+    assert_eq!(hash_at(&late, BLOCKS).await, Some(reference));
+
+    // Then it follows new blocks by gossip.
+    poll(
+        "the late node to follow the tip",
+        Duration::from_secs(30),
+        || async { (status(&late).await.height >= synced + 3).then_some(()) },
+    )
+    .await;
+    let sync: blyan_node::SyncView = ApiClient::new(late.api_addr())
+        .get_json("/api/sync")
+        .await
+        .unwrap();
+    assert!(sync.peers >= 1);
+    assert!(sync.progress_ratio > 0.99, "{sync:?}");
+
+    late.shutdown().await.unwrap();
+    seed.shutdown().await.unwrap();
 }
