@@ -22,6 +22,11 @@
 //!   validate ([`check_gossip_block`] for blocks), and only then pushed in full to
 //!   `⌊√n⌋` peers and announced to the rest, who fetch it on demand.
 //!
+//! - [`Network`] (feature `service`, default): the tokio driver. One task owns the three
+//!   cores and the `SecurityManager`, shares one QUIC endpoint with the DHT, and routes
+//!   every connection's streams by protocol byte (1 DHT, 2 sync, 3 gossip); the embedding
+//!   node supplies its chain through [`ChainHost`].
+//!
 //! The messages ([`SyncRequest`]/[`SyncResponse`] on protocol byte [`SYNC_PROTOCOL`],
 //! [`GossipMessage`] on [`GOSSIP_PROTOCOL`]) use the `blyan-wire` codec ([`WireMessage`]);
 //! every list is a [`BoundedVec`] whose cap is checked before allocation. The byte layout
