@@ -20,6 +20,8 @@ pub struct Banner {
     pub genesis_file: PathBuf,
     /// Where the API is served.
     pub api_addr: SocketAddr,
+    /// Where the peer-to-peer endpoint listens.
+    pub p2p_addr: SocketAddr,
     /// Where metrics are served, if enabled.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -39,7 +41,7 @@ impl Banner {
         } else {
             info.role.to_string()
         };
-        let lines: [(&str, String); 13] = [
+        let lines: [(&str, String); 14] = [
             ("version", info.version.to_owned()),
             ("name", info.name.clone()),
             ("role", role),
@@ -54,6 +56,8 @@ impl Banner {
                 format!("{} (tip {})", self.chain.height, self.chain.tip_hash),
             ),
             ("slot", format!("{} ms", info.slot_duration_ms)),
+            // `<peer id>@<addr>`: the bootstrap entry other nodes use to reach this one.
+            ("p2p", format!("{}@{}", info.peer_id, self.p2p_addr)),
             ("api", format!("http://{}", self.api_addr)),
             (
                 "metrics",

@@ -87,6 +87,7 @@ async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         data_dir,
         genesis_file,
         api_addr: running.api_addr(),
+        p2p_addr: running.p2p_addr(),
         metrics_addr,
     };
     print!("{}", banner.render());

@@ -44,14 +44,21 @@ fn command(dir: &Path) -> Command {
 }
 
 fn spawn_node(dir: &Path, metrics_port: u16) -> NodeProcess {
-    let mut child = command(dir)
+    let mut command = command(dir);
+    command
         .env("BLYAN_CONSENSUS__SLOT_DURATION_MS", "200")
         .env("BLYAN_API__LISTEN_ADDR", "127.0.0.1:0")
         .env("BLYAN_NETWORK__LISTEN_ADDR", "127.0.0.1:0")
         .env(
             "BLYAN_METRICS__LISTEN_ADDR",
             format!("127.0.0.1:{metrics_port}"),
-        )
+        );
+    spawn(command)
+}
+
+/// Starts `command` and reads its banner up to the `api` line.
+fn spawn(mut command: Command) -> NodeProcess {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -185,6 +192,87 @@ async fn the_binary_runs_stops_on_sigterm_and_resumes() {
     );
     wait_for_height(&client, stopped_at + 1).await;
     assert_eq!(node.terminate().await.code(), Some(0));
+}
+
+/// A FULL node following the dev chain of `seed` (whose data dir is `seed_dir/data`), with
+/// its configuration file in `dir`.
+fn spawn_follower(dir: &Path, seed_dir: &Path, seed: &NodeProcess) -> NodeProcess {
+    let genesis = dir.join("genesis.json");
+    if !genesis.exists() {
+        std::fs::copy(seed_dir.join("data/genesis.json"), &genesis).unwrap();
+    }
+    let config = format!(
+        "node:\n  role: FULL\nconsensus:\n  genesis_file: {}\nbootstrap:\n  nodes: [\"{}\"]\n",
+        genesis.display(),
+        seed.banner_line("p2p")
+    );
+    std::fs::write(dir.join("node.yaml"), config).unwrap();
+    let mut command = command(dir);
+    command
+        .env("BLYAN_KEY_PASSPHRASE", "follower")
+        .env("BLYAN_API__LISTEN_ADDR", "127.0.0.1:0")
+        .env("BLYAN_NETWORK__LISTEN_ADDR", "127.0.0.1:0")
+        .env("BLYAN_METRICS__ENABLED", "false")
+        .args(["--config", "node.yaml"]);
+    spawn(command)
+}
+
+async fn block_hash(client: &ApiClient, height: u64) -> Option<String> {
+    let block: blyan_node::BlockView = client
+        .get_json(&format!("/api/blocks/{height}"))
+        .await
+        .ok()?;
+    Some(block.hash)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_killed_with_sigkill_resumes_and_catches_up() {
+    let seed_dir = tempfile::tempdir().unwrap();
+    let seed = spawn_node(seed_dir.path(), free_port());
+    let seed_client = ApiClient::new(seed.api);
+    wait_for_height(&seed_client, 3).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let follower = spawn_follower(dir.path(), seed_dir.path(), &seed);
+    let client = ApiClient::new(follower.api);
+    let target = seed_client.status().await.unwrap().height + 5;
+    let before = wait_for_height(&client, target).await;
+    assert_eq!(before.role, "FULL");
+    assert!(before.peers >= 1);
+
+    // SIGKILL: no shutdown path runs.
+    let mut killed = follower.child;
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    wait_for_height(&seed_client, before.height + 15).await;
+
+    let follower = spawn_follower(dir.path(), seed_dir.path(), &seed);
+    let client = ApiClient::new(follower.api);
+    let resumed = poll("the restarted follower", DEADLINE, || async {
+        client.status().await.ok()
+    })
+    .await;
+    assert_eq!(
+        resumed.peer_id, before.peer_id,
+        "same identity after the crash"
+    );
+    assert!(
+        resumed.height >= before.height.saturating_sub(1),
+        "resumed from its database"
+    );
+    let caught_up = poll("the follower to catch up", DEADLINE, || async {
+        let theirs = seed_client.status().await.ok()?.height;
+        let ours = client.status().await.ok()?.height;
+        (ours + 2 >= theirs && ours > before.height + 10).then_some(ours)
+    })
+    .await;
+    let height = caught_up - 1;
+    assert_eq!(
+        block_hash(&client, height).await,
+        block_hash(&seed_client, height).await
+    );
+    assert_eq!(follower.terminate().await.code(), Some(0));
+    assert_eq!(seed.terminate().await.code(), Some(0));
 }
 
 fn run(command: &mut Command) -> Output {
