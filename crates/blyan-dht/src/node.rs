@@ -22,17 +22,30 @@ pub const MAX_ADDRS: usize = 4;
 /// A node learned from the network also carries the signed [`NodeRecord`](crate::NodeRecord)
 /// it was verified from ([`record`](Self::record)), so that we can relay it to others
 /// without re-signing or re-fetching; equality and hashing ignore it.
+///
+/// Layout: the id, the primary address and its subnet are held inline, so the hot paths
+/// (distance, subnet limits, copying a node into an answer or a lookup) never follow a
+/// pointer; further addresses and the record sit behind one shared pointer that a node with
+/// a single address and no record does not have.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
     peer_id: PeerId,
-    /// Shared: a node is cloned into every answer and lookup that lists it.
-    addrs: Arc<[SocketAddr]>,
+    primary: SocketAddr,
+    subnet: Subnet,
+    extra: Option<Arc<Extra>>,
+}
+
+/// The rarely used part of a [`NodeInfo`], shared between its copies.
+#[derive(Debug)]
+struct Extra {
+    /// Every address, primary first, when there are several; empty when there is one.
+    addrs: Box<[SocketAddr]>,
     record: Option<Arc<[u8]>>,
 }
 
 impl PartialEq for NodeInfo {
     fn eq(&self, other: &Self) -> bool {
-        self.peer_id == other.peer_id && self.addrs == other.addrs
+        self.peer_id == other.peer_id && self.addrs() == other.addrs()
     }
 }
 
@@ -41,7 +54,7 @@ impl Eq for NodeInfo {}
 impl Hash for NodeInfo {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.peer_id.hash(state);
-        self.addrs.hash(state);
+        self.addrs().hash(state);
     }
 }
 
@@ -65,37 +78,56 @@ impl NodeInfo {
         peer_id: PeerId,
         addrs: impl IntoIterator<Item = SocketAddr>,
     ) -> Result<Self, NodeInfoError> {
-        let mut unique: Vec<SocketAddr> = Vec::with_capacity(MAX_ADDRS);
+        // On the stack: most nodes have one address, and building one must not allocate.
+        let mut unique = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_ADDRS];
+        let mut len = 0;
         for addr in addrs {
-            if unique.contains(&addr) {
+            let seen = unique.get(..len).unwrap_or(&[]);
+            if seen.contains(&addr) {
                 continue;
             }
-            if unique.len() == MAX_ADDRS {
+            let Some(slot) = unique.get_mut(len) else {
                 return Err(NodeInfoError::TooManyAddresses { max: MAX_ADDRS });
-            }
-            unique.push(addr);
+            };
+            *slot = addr;
+            len += 1;
         }
-        if unique.is_empty() {
+        let unique = unique.get(..len).unwrap_or(&[]);
+        let Some(primary) = unique.first().copied() else {
             return Err(NodeInfoError::NoAddress(peer_id));
-        }
+        };
+        let extra = (unique.len() > 1).then(|| {
+            Arc::new(Extra {
+                addrs: unique.into(),
+                record: None,
+            })
+        });
         Ok(Self {
             peer_id,
-            addrs: Arc::from(unique),
-            record: None,
+            primary,
+            subnet: Subnet::of(primary.ip()),
+            extra,
         })
     }
 
     /// This node with the encoded signed record it was verified from attached.
     #[must_use]
     pub fn with_record(mut self, record: Arc<[u8]>) -> Self {
-        self.record = Some(record);
+        let addrs = self
+            .extra
+            .as_ref()
+            .map_or_else(|| Box::from([]), |e| e.addrs.clone());
+        self.extra = Some(Arc::new(Extra {
+            addrs,
+            record: Some(record),
+        }));
         self
     }
 
     /// The encoded signed record this node was learned from, if any: what we relay when we
     /// list the node in an answer. Nodes given by configuration (seeds) have none.
     pub fn record(&self) -> Option<&Arc<[u8]>> {
-        self.record.as_ref()
+        self.extra.as_ref().and_then(|e| e.record.as_ref())
     }
 
     /// The node's id.
@@ -110,21 +142,20 @@ impl NodeInfo {
 
     /// The node's addresses, primary first; never empty, at most [`MAX_ADDRS`].
     pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+        match &self.extra {
+            Some(extra) if !extra.addrs.is_empty() => &extra.addrs,
+            _ => std::slice::from_ref(&self.primary),
+        }
     }
 
     /// The address the node answered from.
     pub fn primary_addr(&self) -> SocketAddr {
-        // `new` refuses an empty list, so index 0 exists; fall back defensively all the same.
-        self.addrs
-            .first()
-            .copied()
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.primary
     }
 
     /// The subnet of the primary address.
     pub fn subnet(&self) -> Subnet {
-        Subnet::of(self.primary_addr().ip())
+        self.subnet
     }
 }
 
@@ -210,6 +241,29 @@ mod tests {
             NodeInfo::new(id, many),
             Err(NodeInfoError::TooManyAddresses { max: MAX_ADDRS })
         ));
+    }
+
+    #[test]
+    fn several_addresses_and_records_survive_copies() {
+        let id = PeerId::from_bytes([2; 32]);
+        let (a, b) = (addr("10.1.2.3:1"), addr("[2001:db8::1]:2"));
+        let one = NodeInfo::new(id, [a]).ok();
+        let two = NodeInfo::new(id, [a, b, a]).ok();
+        assert_eq!(one.as_ref().map(|n| n.addrs().to_vec()), Some(vec![a]));
+        assert_eq!(two.as_ref().map(|n| n.addrs().to_vec()), Some(vec![a, b]));
+        assert_ne!(one, two);
+        for node in [one, two].into_iter().flatten() {
+            let record: Arc<[u8]> = Arc::from(vec![7u8, 8, 9]);
+            let signed = node.clone().with_record(Arc::clone(&record));
+            // The record rides along; addresses, subnet and equality do not change.
+            assert_eq!(signed.record(), Some(&record));
+            assert_eq!(node.record(), None);
+            assert_eq!(signed.addrs(), node.addrs());
+            assert_eq!(signed.subnet(), Subnet::of(a.ip()));
+            assert_eq!(signed.primary_addr(), a);
+            assert_eq!(signed, node);
+            assert_eq!(signed.clone().record(), Some(&record));
+        }
     }
 
     #[test]

@@ -140,6 +140,9 @@ impl Bucket {
 pub struct RoutingTable {
     local: Key,
     config: RoutingConfig,
+    /// Bucket `i` at position `255 - i`, allocated up to the closest bucket ever filled:
+    /// in a network of `n` nodes only the top `log2(n)` or so buckets ever hold anyone, so
+    /// the other (empty) ones cost nothing.
     buckets: Vec<Bucket>,
     subnet_counts: HashMap<Subnet, usize>,
     len: usize,
@@ -156,7 +159,7 @@ impl RoutingTable {
         Self {
             local: Key::from(local),
             config,
-            buckets: vec![Bucket::default(); KEY_BITS],
+            buckets: Vec::new(),
             subnet_counts: HashMap::new(),
             len: 0,
             pending_pings: 0,
@@ -191,25 +194,24 @@ impl RoutingTable {
 
     /// The entries of bucket `index`, least recently seen first (empty past 255).
     pub fn bucket(&self, index: usize) -> &[Entry] {
-        self.buckets
-            .get(index)
+        self.bucket_at(index)
             .map(|b| b.entries.as_slice())
             .unwrap_or(&[])
     }
 
     /// Number of nodes waiting in bucket `index`'s replacement cache.
     pub fn replacements_len(&self, index: usize) -> usize {
-        self.buckets.get(index).map_or(0, |b| b.replacements.len())
+        self.bucket_at(index).map_or(0, |b| b.replacements.len())
     }
 
     /// Every entry, bucket by bucket.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.buckets.iter().flat_map(|b| b.entries.iter())
+        self.buckets.iter().rev().flat_map(|b| b.entries.iter())
     }
 
     /// The entry for `peer`, if present.
     pub fn get(&self, peer: &PeerId) -> Option<&Entry> {
-        let bucket = self.buckets.get(self.bucket_index(peer)?)?;
+        let bucket = self.bucket_at(self.bucket_index(peer)?)?;
         bucket.entries.iter().find(|e| e.node.peer_id() == *peer)
     }
 
@@ -236,7 +238,7 @@ impl RoutingTable {
             last_seen: now,
             failures: 0,
         };
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = self.bucket_grow(index) else {
             return InsertOutcome::Rejected(Rejection::OwnId);
         };
         // A node waiting in the replacement cache that now finds room leaves the cache, so
@@ -278,7 +280,7 @@ impl RoutingTable {
         let Some(index) = self.bucket_index(peer) else {
             return;
         };
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = bucket_in(&mut self.buckets, index) else {
             return;
         };
         let was_pending = bucket.pending.as_ref().is_some_and(|p| p.peer == *peer);
@@ -308,7 +310,7 @@ impl RoutingTable {
             return false;
         };
         let max = self.config.max_failures;
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = bucket_in(&mut self.buckets, index) else {
             return false;
         };
         let Some(pos) = bucket.position(peer) else {
@@ -331,7 +333,7 @@ impl RoutingTable {
         let Some(index) = self.bucket_index(peer) else {
             return false;
         };
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = bucket_in(&mut self.buckets, index) else {
             return false;
         };
         bucket.replacements.retain(|e| e.node.peer_id() != *peer);
@@ -360,8 +362,8 @@ impl RoutingTable {
         if self.pending_pings == 0 {
             return;
         }
-        for index in 0..self.buckets.len() {
-            self.expire_ping(index, now);
+        for slot in 0..self.buckets.len() {
+            self.expire_ping(KEY_BITS - 1 - slot, now);
         }
     }
 
@@ -387,7 +389,7 @@ impl RoutingTable {
             if !self.is_occupied(index) {
                 continue;
             }
-            let Some(bucket) = self.buckets.get(index) else {
+            let Some(bucket) = self.bucket_at(index) else {
                 continue;
             };
             if bucket.entries.is_empty() {
@@ -478,13 +480,27 @@ impl RoutingTable {
         all.into_iter().map(|(_, node)| node).collect()
     }
 
+    /// Bucket `index`, if it was ever allocated.
+    fn bucket_at(&self, index: usize) -> Option<&Bucket> {
+        self.buckets.get((KEY_BITS - 1).checked_sub(index)?)
+    }
+
+    /// Bucket `index` to change, allocating it (and the empty ones above it) if needed.
+    fn bucket_grow(&mut self, index: usize) -> Option<&mut Bucket> {
+        let slot = (KEY_BITS - 1).checked_sub(index)?;
+        if self.buckets.len() <= slot {
+            self.buckets.resize_with(slot + 1, Bucket::default);
+        }
+        self.buckets.get_mut(slot)
+    }
+
     fn bucket_ref(&self, index: usize) -> &Bucket {
         static EMPTY: Bucket = Bucket {
             entries: Vec::new(),
             replacements: VecDeque::new(),
             pending: None,
         };
-        self.buckets.get(index).unwrap_or(&EMPTY)
+        self.bucket_at(index).unwrap_or(&EMPTY)
     }
 
     fn admissible(&self, index: usize, subnet: Subnet) -> Result<(), Rejection> {
@@ -499,7 +515,7 @@ impl RoutingTable {
     }
 
     fn refresh(&mut self, index: usize, pos: usize, now: Timestamp, node: NodeInfo) {
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = bucket_in(&mut self.buckets, index) else {
             return;
         };
         if bucket
@@ -532,13 +548,13 @@ impl RoutingTable {
             *self.subnet_counts.entry(new).or_insert(0) += 1;
             entry.node = node;
         }
-        if let Some(bucket) = self.buckets.get_mut(index) {
+        if let Some(bucket) = bucket_in(&mut self.buckets, index) {
             bucket.entries.push(entry);
         }
     }
 
     fn expire_ping(&mut self, index: usize, now: Timestamp) {
-        let Some(bucket) = self.buckets.get(index) else {
+        let Some(bucket) = self.bucket_at(index) else {
             return;
         };
         if let Some(p) = &bucket.pending
@@ -560,7 +576,7 @@ impl RoutingTable {
 
     /// Removes entry `pos` of bucket `index` and promotes the freshest admissible replacement.
     fn remove_at(&mut self, index: usize, pos: usize) {
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = bucket_in(&mut self.buckets, index) else {
             return;
         };
         if pos >= bucket.entries.len() {
@@ -582,7 +598,7 @@ impl RoutingTable {
             .replacements
             .iter()
             .rposition(|e| self.admissible(index, e.node.subnet()).is_ok());
-        let Some(bucket) = self.buckets.get_mut(index) else {
+        let Some(bucket) = bucket_in(&mut self.buckets, index) else {
             return;
         };
         if let Some(entry) = candidate.and_then(|c| bucket.replacements.remove(c)) {
@@ -598,10 +614,7 @@ impl RoutingTable {
 
     /// Brings bucket `index`'s bit in `occupied` up to date.
     fn mark(&mut self, index: usize) {
-        let filled = self
-            .buckets
-            .get(index)
-            .is_some_and(|b| !b.entries.is_empty());
+        let filled = self.bucket_at(index).is_some_and(|b| !b.entries.is_empty());
         if let Some(word) = self.occupied.get_mut(index / 64) {
             let bit = 1u64 << (index % 64);
             if filled {
@@ -622,6 +635,12 @@ impl RoutingTable {
             .get(index / 64)
             .is_some_and(|w| w & (1u64 << (index % 64)) != 0)
     }
+}
+
+/// Bucket `index` of `buckets` (stored from bucket 255 down) to change, if it was ever
+/// allocated. A free function so that other fields of the table stay borrowable.
+fn bucket_in(buckets: &mut [Bucket], index: usize) -> Option<&mut Bucket> {
+    buckets.get_mut((KEY_BITS - 1).checked_sub(index)?)
 }
 
 /// Bits `0..n` of a 256-bit set.

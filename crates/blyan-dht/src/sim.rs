@@ -14,6 +14,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -155,6 +156,19 @@ impl LookupReport {
     }
 }
 
+/// The least and greatest keys that share their first `p` bits with `key`.
+fn prefix_range(key: &Key, p: usize) -> (Key, Key) {
+    let mut lo = *key.as_bytes();
+    let mut hi = lo;
+    for (byte, (l, h)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+        let keep = p.saturating_sub(8 * byte).min(8);
+        let mask = if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
+        *l &= mask;
+        *h |= !mask;
+    }
+    (Key::from_bytes(lo), Key::from_bytes(hi))
+}
+
 fn quantile(mut values: Vec<u32>, q: f64) -> u32 {
     if values.is_empty() {
         return 0;
@@ -189,13 +203,70 @@ enum Event {
     Join,
 }
 
+/// A multiply-rotate hash (FxHash's) for the simulator's own maps. Their keys are ids the
+/// simulator drew at random, node indices and request counters: nobody chooses them to
+/// collide, so SipHash's protection would only cost time here.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            if let Some(dst) = word.get_mut(..rest.len()) {
+                dst.copy_from_slice(rest);
+            }
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 /// What is known of a measured lookup while it runs.
 struct Trace {
     target: Key,
     started: Timestamp,
     rpcs: u32,
     rounds: u32,
-    depth: HashMap<PeerId, u32>,
+    depth: FastMap<PeerId, u32>,
 }
 
 /// A network of [`DhtCore`]s on one virtual clock. See the module docs.
@@ -204,16 +275,22 @@ pub struct Simulation {
     rng: SplitMix64,
     now: Timestamp,
     nodes: Vec<SimNode>,
-    by_peer: HashMap<PeerId, usize>,
-    by_addr: HashMap<SocketAddr, usize>,
+    /// Every node's key and index (dead ones too), in key order: the true closest nodes
+    /// to a key are found among its neighbours here instead of by a scan of all nodes.
+    by_key: Vec<(Key, usize)>,
+    by_peer: FastMap<PeerId, usize>,
+    by_addr: FastMap<SocketAddr, usize>,
     live: usize,
-    events: BinaryHeap<Reverse<(Timestamp, u64)>>,
-    payloads: HashMap<u64, Event>,
+    /// Time, order of scheduling, and the event's slot in `payloads`.
+    events: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
+    /// Scheduled events by slot; `free` lists the empty slots for reuse.
+    payloads: Vec<Option<Event>>,
+    free: Vec<u32>,
     next_event: u64,
     rpcs: u64,
     churn: Option<Churn>,
-    traces: HashMap<(usize, QueryId), Trace>,
-    rpc_rounds: HashMap<(usize, RpcId), (QueryId, u32)>,
+    traces: FastMap<(usize, QueryId), Trace>,
+    rpc_rounds: FastMap<(usize, RpcId), (QueryId, u32)>,
     finished: Vec<(usize, QueryId, QueryResult, QueryStats)>,
     report: LookupReport,
 }
@@ -226,16 +303,18 @@ impl Simulation {
             config,
             now: Timestamp::ZERO,
             nodes: Vec::new(),
-            by_peer: HashMap::new(),
-            by_addr: HashMap::new(),
+            by_key: Vec::new(),
+            by_peer: FastMap::default(),
+            by_addr: FastMap::default(),
             live: 0,
             events: BinaryHeap::new(),
-            payloads: HashMap::new(),
+            payloads: Vec::new(),
+            free: Vec::new(),
             next_event: 0,
             rpcs: 0,
             churn: None,
-            traces: HashMap::new(),
-            rpc_rounds: HashMap::new(),
+            traces: FastMap::default(),
+            rpc_rounds: FastMap::default(),
             finished: Vec::new(),
             report: LookupReport::default(),
         }
@@ -311,6 +390,9 @@ impl Simulation {
         let bootstrap = self.random_live();
         self.by_peer.insert(id, i);
         self.by_addr.insert(addr, i);
+        let key = Key::from(id);
+        let at = self.by_key.partition_point(|(k, _)| *k < key);
+        self.by_key.insert(at, (key, i));
         self.nodes.push(SimNode {
             core,
             info,
@@ -374,15 +456,17 @@ impl Simulation {
 
     /// Runs every event up to `until`, then sets the clock to it.
     pub fn run_until(&mut self, until: Timestamp) {
-        while let Some(Reverse((at, _))) = self.events.peek().copied() {
+        while let Some(Reverse((at, _, _))) = self.events.peek().copied() {
             if at > until {
                 break;
             }
-            let Some(Reverse((at, id))) = self.events.pop() else {
+            let Some(Reverse((at, _, slot))) = self.events.pop() else {
                 break;
             };
             self.now = self.now.max(at);
-            if let Some(event) = self.payloads.remove(&id) {
+            let event = self.payloads.get_mut(slot as usize).and_then(Option::take);
+            self.free.push(slot);
+            if let Some(event) = event {
                 self.dispatch(event);
             }
         }
@@ -410,7 +494,7 @@ impl Simulation {
                 started: now,
                 rpcs: 0,
                 rounds: 0,
-                depth: HashMap::new(),
+                depth: FastMap::default(),
             },
         );
         self.process(from);
@@ -495,7 +579,65 @@ impl Simulation {
     }
 
     /// The true `k` closest live nodes to `target`, other than node `except`.
+    ///
+    /// The nodes whose keys share their first `p` bits with `target` form one run of
+    /// `by_key`, and each of them is closer to `target` than any node outside the run. So
+    /// the answer lies in the run of the largest `p` that holds `k` live nodes other than
+    /// `except` (with `p = 0`, every node).
     pub fn truth(&self, target: &Key, k: usize, except: usize) -> Vec<PeerId> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let run = |p: usize| {
+            let (lo, hi) = prefix_range(target, p);
+            let start = self.by_key.partition_point(|(key, _)| *key < lo);
+            let end = self.by_key.partition_point(|(key, _)| *key <= hi);
+            self.by_key.get(start..end).unwrap_or(&[])
+        };
+        let wanted = |range: &[(Key, usize)]| {
+            range
+                .iter()
+                .filter(|(_, i)| *i != except && self.is_alive(*i))
+                .count()
+                >= k
+        };
+        // The largest p whose run holds k nodes at all (runs shrink as p grows)...
+        let (mut lo, mut hi) = (0usize, crate::distance::KEY_BITS);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if run(mid).len() >= k {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        // ... then shorter prefixes until the run holds k live ones.
+        let mut p = lo;
+        let mut range = run(p);
+        while p > 0 && !wanted(range) {
+            p -= 1;
+            range = run(p);
+        }
+        let mut live: Vec<(crate::distance::Distance, PeerId)> = range
+            .iter()
+            .filter(|(_, i)| *i != except && self.is_alive(*i))
+            .filter_map(|(key, i)| {
+                let info = &self.nodes.get(*i)?.info;
+                Some((target.distance(key), info.peer_id()))
+            })
+            .collect();
+        if live.len() > k && k > 0 {
+            live.select_nth_unstable_by_key(k - 1, |(d, _)| *d);
+            live.truncate(k);
+        }
+        live.sort_unstable_by_key(|(d, _)| *d);
+        live.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// [`truth`](Self::truth) by a scan of every node: the reference the fast one is
+    /// tested against.
+    #[cfg(test)]
+    fn truth_by_scan(&self, target: &Key, k: usize, except: usize) -> Vec<PeerId> {
         let mut live: Vec<(crate::distance::Distance, PeerId)> = self
             .nodes
             .iter()
@@ -503,11 +645,8 @@ impl Simulation {
             .filter(|(i, n)| n.alive && *i != except)
             .map(|(_, n)| (target.distance(&n.info.key()), n.info.peer_id()))
             .collect();
-        if live.len() > k && k > 0 {
-            live.select_nth_unstable_by_key(k - 1, |(d, _)| *d);
-            live.truncate(k);
-        }
         live.sort_unstable_by_key(|(d, _)| *d);
+        live.truncate(k);
         live.into_iter().map(|(_, p)| p).collect()
     }
 
@@ -551,10 +690,24 @@ impl Simulation {
     }
 
     fn schedule(&mut self, at: Timestamp, event: Event) {
-        let id = self.next_event;
+        let seq = self.next_event;
         self.next_event += 1;
-        self.payloads.insert(id, event);
-        self.events.push(Reverse((at, id)));
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(free) = self.payloads.get_mut(slot as usize) {
+                    *free = Some(event);
+                }
+                slot
+            }
+            None => {
+                // Over 4 billion events in flight at once cannot happen (memory runs out
+                // first); saturating keeps the conversion total all the same.
+                let slot = u32::try_from(self.payloads.len()).unwrap_or(u32::MAX);
+                self.payloads.push(Some(event));
+                slot
+            }
+        };
+        self.events.push(Reverse((at, seq, slot)));
     }
 
     fn dispatch(&mut self, event: Event) {
@@ -765,5 +918,51 @@ impl Simulation {
             found: u32::try_from(overlap).unwrap_or(u32::MAX),
             latency: self.now.saturating_duration_since(trace.started),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truth_from_the_key_index_matches_a_scan_of_every_node() {
+        let mut sim = Simulation::new(SimConfig::default());
+        sim.grow(150, Duration::from_millis(20));
+        sim.kill_fraction(0.2);
+        let mut rng = SplitMix64::new(7);
+        for round in 0..300 {
+            let target = if round % 3 == 0 {
+                // A node's own key: its run is as short as a run gets.
+                sim.info(round % sim.len())
+                    .map_or(Key::from_bytes([0; 32]), NodeInfo::key)
+            } else {
+                Key::from_bytes(rng.bytes32())
+            };
+            let except = round % sim.len();
+            for k in [0, 1, 20, 200] {
+                assert_eq!(
+                    sim.truth(&target, k, except),
+                    sim.truth_by_scan(&target, k, except),
+                    "k {k}, target {target:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_ranges_bound_exactly_the_keys_sharing_the_prefix() {
+        let key = Key::from_bytes([0b1011_0110; 32]);
+        let (lo, hi) = prefix_range(&key, 0);
+        assert_eq!(
+            (lo, hi),
+            (Key::from_bytes([0; 32]), Key::from_bytes([0xff; 32]))
+        );
+        assert_eq!(prefix_range(&key, 256), (key, key));
+        let (lo, hi) = prefix_range(&key, 11);
+        assert_eq!(lo.as_bytes()[..2], [0b1011_0110, 0b1010_0000]);
+        assert_eq!(hi.as_bytes()[..2], [0b1011_0110, 0b1011_1111]);
+        assert!(lo.as_bytes()[2..].iter().all(|b| *b == 0));
+        assert!(hi.as_bytes()[2..].iter().all(|b| *b == 0xff));
     }
 }
