@@ -353,6 +353,113 @@ pub fn metric_def(name: &str) -> Option<&'static MetricDef> {
     ALL_METRICS.iter().find(|def| def.name == name)
 }
 
+// ---------------------------------------------------------------- transport (blyan-wire)
+//
+// blyan-wire sits below blyan-ops (DESIGN §2), so it records these by the same names from
+// its own `blyan_wire::metric_names`; they are listed here once with their help text and
+// closed label values. Direction uses [`Direction::LABEL`]; `blyan_p2p_bytes_total` is
+// [`P2P_BYTES_TOTAL`] above. Not yet in [`ALL_METRICS`]: see [`TRANSPORT_METRICS`].
+
+/// `reason` of `blyan_transport_connections_closed_total`.
+pub const CONNECTION_CLOSE_REASON_LABEL: LabelSpec = LabelSpec {
+    key: "reason",
+    values: &["local", "remote", "idle_timeout", "error"],
+};
+
+/// `reason` of `blyan_transport_handshake_failures_total`.
+pub const HANDSHAKE_FAILURE_REASON_LABEL: LabelSpec = LabelSpec {
+    key: "reason",
+    values: &[
+        "timeout",
+        "peer_id_mismatch",
+        "certificate",
+        "tls",
+        "wrong_protocol",
+        "no_certificate",
+        "refused",
+        "capacity",
+        "other",
+    ],
+};
+
+/// `code` of `blyan_transport_streams_reset_total`: the stream reset codes.
+pub const STREAM_RESET_CODE_LABEL: LabelSpec = LabelSpec {
+    key: "code",
+    values: &[
+        "malformed",
+        "timeout",
+        "refused",
+        "too_large",
+        "unknown_protocol",
+        "other",
+    ],
+};
+
+/// `operation` of `blyan_transport_timeouts_total`.
+pub const TIMEOUT_OPERATION_LABEL: LabelSpec = LabelSpec {
+    key: "operation",
+    values: &["request", "message", "response", "inbound_read"],
+};
+
+/// `blyan_transport_connections_opened_total{direction}`: authenticated connections.
+pub const TRANSPORT_CONNECTIONS_OPENED_TOTAL: MetricDef = counter(
+    "blyan_transport_connections_opened_total",
+    MetricUnit::Count,
+    "QUIC connections that completed the mutually authenticated handshake, by which side dialled.",
+    &[Direction::LABEL],
+);
+
+/// `blyan_transport_connections_closed_total{direction,reason}`: connections that ended.
+pub const TRANSPORT_CONNECTIONS_CLOSED_TOTAL: MetricDef = counter(
+    "blyan_transport_connections_closed_total",
+    MetricUnit::Count,
+    "Authenticated QUIC connections that ended, by which side dialled and why they ended.",
+    &[Direction::LABEL, CONNECTION_CLOSE_REASON_LABEL],
+);
+
+/// `blyan_transport_handshake_failures_total{direction,reason}`: failed connection attempts.
+pub const TRANSPORT_HANDSHAKE_FAILURES_TOTAL: MetricDef = counter(
+    "blyan_transport_handshake_failures_total",
+    MetricUnit::Count,
+    "Connection attempts that did not become an authenticated connection, by direction and reason.",
+    &[Direction::LABEL, HANDSHAKE_FAILURE_REASON_LABEL],
+);
+
+/// `blyan_transport_streams_reset_total{code}`: streams this side reset or stopped.
+pub const TRANSPORT_STREAMS_RESET_TOTAL: MetricDef = counter(
+    "blyan_transport_streams_reset_total",
+    MetricUnit::Count,
+    "Streams this node reset or stopped, by reset code (refused: a request dropped unanswered).",
+    &[STREAM_RESET_CODE_LABEL],
+);
+
+/// `blyan_transport_timeouts_total{operation}`: transport deadlines that expired.
+pub const TRANSPORT_TIMEOUTS_TOTAL: MetricDef = counter(
+    "blyan_transport_timeouts_total",
+    MetricUnit::Count,
+    "Transport deadlines that expired, by operation.",
+    &[TIMEOUT_OPERATION_LABEL],
+);
+
+/// `blyan_transport_address_validations_total`: QUIC Retry packets sent.
+pub const TRANSPORT_ADDRESS_VALIDATIONS_TOTAL: MetricDef = counter(
+    "blyan_transport_address_validations_total",
+    MetricUnit::Count,
+    "Inbound connection attempts answered with a QUIC Retry because many handshakes were in progress.",
+    &[],
+);
+
+/// The transport's metrics (blyan-wire), to be listed in [`ALL_METRICS`] too; with them
+/// the closed label sets add 2 + 8 + 18 + 6 + 4 + 1 = 39 series.
+pub const TRANSPORT_METRICS: &[MetricDef] = &[
+    TRANSPORT_CONNECTIONS_OPENED_TOTAL,
+    TRANSPORT_CONNECTIONS_CLOSED_TOTAL,
+    TRANSPORT_HANDSHAKE_FAILURES_TOTAL,
+    TRANSPORT_STREAMS_RESET_TOTAL,
+    TRANSPORT_TIMEOUTS_TOTAL,
+    TRANSPORT_ADDRESS_VALIDATIONS_TOTAL,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

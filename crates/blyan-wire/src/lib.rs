@@ -22,9 +22,11 @@
 //!    [`Inbound`] requests (answer once, or drop: the peer sees [`ResetCode::Refused`]) and
 //!    messages. Every cap and timeout is in [`TransportConfig`]: QUIC stream limits, an
 //!    inbound byte budget, deadlines on outbound requests and on inbound reads (a stalled
-//!    stream is reset alone), handshake, idle and close. `SimNetwork` (feature `sim`) runs
-//!    the same endpoint over an in-process network with cut, delayed and lossy links.
-//!    Byte-level spec: `docs/protocol.md`, "Transport".
+//!    stream is reset alone), handshake (past a threshold, new addresses get a QUIC Retry
+//!    first), idle and close. Connections, handshake failures by reason, stream resets,
+//!    timeouts and bytes are counted through the `metrics` facade ([`metric_names`]).
+//!    `SimNetwork` (feature `sim`) runs the same endpoint over an in-process network with
+//!    cut, delayed and lossy links. Byte-level spec: `docs/protocol.md`, "Transport".
 //!
 //! ```
 //! let frame = blyan_wire::Codec::DEFAULT.frame(&(1u8, "hi"))?;
@@ -56,8 +58,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! **Still to come:** transport metrics via the `metrics` facade; one-connection-per-peer
-//! (dial deduplication, per-peer caps) is blyan-p2p's peer manager's policy.
+//! One connection per peer (dial deduplication, per-peer caps) is blyan-p2p's peer
+//! manager's policy, not the transport's.
 
 #[cfg(feature = "async-io")]
 mod async_io;
