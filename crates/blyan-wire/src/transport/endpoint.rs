@@ -51,6 +51,9 @@ impl Drop for Inner {
 impl Endpoint {
     /// Binds a UDP socket on `addr` (port 0 picks a free port) with `key` as the node
     /// identity.
+    ///
+    /// The endpoint's byte counters (`blyan_p2p_bytes_total`) are registered here with the
+    /// `metrics` recorder current at this point: install the recorder before binding.
     pub fn bind(
         addr: SocketAddr,
         key: &KeyPair,
