@@ -6,6 +6,7 @@
 
 mod api;
 mod config;
+mod hostile;
 mod network;
 mod process;
 mod production;

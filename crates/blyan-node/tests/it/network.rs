@@ -13,18 +13,18 @@ use blyan_node::{
 
 use crate::support::{PASSPHRASE, poll};
 
-const CHAIN_ID: u32 = 4242;
-const SLOT_MS: u64 = 400;
+pub(crate) const CHAIN_ID: u32 = 4242;
+pub(crate) const SLOT_MS: u64 = 400;
 
 /// A chain of `validators` validators and a funded user, its files in a temp dir.
-struct TestNet {
-    dir: tempfile::TempDir,
-    validators: Vec<KeyPair>,
-    user: KeyPair,
+pub(crate) struct TestNet {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) validators: Vec<KeyPair>,
+    pub(crate) user: KeyPair,
 }
 
 impl TestNet {
-    fn new(validators: usize, start_in_ms: i64) -> Self {
+    pub(crate) fn new(validators: usize, start_in_ms: i64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let validators: Vec<KeyPair> = (0..validators)
             .map(|i| KeyPair::from_seed(&[100 + i as u8; 32]))
@@ -49,7 +49,13 @@ impl TestNet {
     }
 
     /// Node `name`'s configuration: its own data dir and key, loopback ports, `bootstrap`.
-    fn config(&self, name: &str, key: &KeyPair, role: Role, bootstrap: &[String]) -> NodeConfig {
+    pub(crate) fn config(
+        &self,
+        name: &str,
+        key: &KeyPair,
+        role: Role,
+        bootstrap: &[String],
+    ) -> NodeConfig {
         let data = self.dir.path().join(name);
         std::fs::create_dir_all(&data).unwrap();
         let key_file = data.join("node.key");
@@ -73,11 +79,11 @@ impl TestNet {
         config
     }
 
-    fn genesis(&self) -> Genesis {
+    pub(crate) fn genesis(&self) -> Genesis {
         blyan_node::read_genesis(&self.dir.path().join("genesis.json")).unwrap()
     }
 
-    async fn start(
+    pub(crate) async fn start(
         &self,
         name: &str,
         key: &KeyPair,
@@ -95,16 +101,16 @@ impl TestNet {
 }
 
 /// `<peer id>@127.0.0.1:<port>` of a running node.
-fn bootstrap_entry(node: &RunningNode) -> String {
+pub(crate) fn bootstrap_entry(node: &RunningNode) -> String {
     format!("{}@{}", node.handle().info().peer_id, node.p2p_addr())
 }
 
-async fn status(node: &RunningNode) -> StatusView {
+pub(crate) async fn status(node: &RunningNode) -> StatusView {
     ApiClient::new(node.api_addr()).status().await.unwrap()
 }
 
 /// The canonical hash at `height` on `node`, if it has one.
-async fn hash_at(node: &RunningNode, height: u64) -> Option<Hash> {
+pub(crate) async fn hash_at(node: &RunningNode, height: u64) -> Option<Hash> {
     node.handle()
         .block_by_height(height)
         .await

@@ -31,7 +31,7 @@ use crate::message::{
     BlockBody, GOSSIP_PROTOCOL, GossipEnvelope, GossipMessage, GossipPayload, SYNC_PROTOCOL,
     SignedHeader, Status, SyncRequest, SyncResponse, WireMessage,
 };
-use crate::peer_set::{CandidateSource, PeerAction, PeerSet};
+use crate::peer_set::{CandidateSource, DisconnectReason, PeerAction, PeerSet};
 use crate::rng::SplitMix64;
 use crate::sync::{RequestId, SyncAction, SyncProgress, SyncScheduler};
 
@@ -490,7 +490,19 @@ impl<H: ChainHost> Task<H> {
             self.peers
                 .on_connected(now, &mut security, peer, ip, Direction::Inbound)
         };
+        // A peer dropped for its score that keeps coming back before the score recovered
+        // loses more of it, so persistence ends in a ban.
+        let returning = actions.iter().any(|a| {
+            matches!(a, PeerAction::Disconnect {
+                peer: p,
+                reason: DisconnectReason::Rejected(Reject::LowScore),
+            } if *p == peer)
+        });
         self.run_peer(actions);
+        if returning {
+            tracing::info!(%peer, "a peer dropped for its score reconnected too soon");
+            self.report(peer, PeerEvent::RateLimited);
+        }
         self.conns.contains_key(&peer).then_some(ours)
     }
 
