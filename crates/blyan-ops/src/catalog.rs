@@ -346,6 +346,12 @@ pub const ALL_METRICS: &[MetricDef] = &[
     SECURITY_REJECTIONS_TOTAL,
     DHT_NODES,
     DHT_LOOKUP_SECONDS,
+    TRANSPORT_CONNECTIONS_OPENED_TOTAL,
+    TRANSPORT_CONNECTIONS_CLOSED_TOTAL,
+    TRANSPORT_HANDSHAKE_FAILURES_TOTAL,
+    TRANSPORT_STREAMS_RESET_TOTAL,
+    TRANSPORT_TIMEOUTS_TOTAL,
+    TRANSPORT_ADDRESS_VALIDATIONS_TOTAL,
 ];
 
 /// The definition of the metric called `name`, if it is in the catalog.
@@ -358,7 +364,7 @@ pub fn metric_def(name: &str) -> Option<&'static MetricDef> {
 // blyan-wire sits below blyan-ops (DESIGN §2), so it records these by the same names from
 // its own `blyan_wire::metric_names`; they are listed here once with their help text and
 // closed label values. Direction uses [`Direction::LABEL`]; `blyan_p2p_bytes_total` is
-// [`P2P_BYTES_TOTAL`] above. Not yet in [`ALL_METRICS`]: see [`TRANSPORT_METRICS`].
+// [`P2P_BYTES_TOTAL`] above. They are part of [`ALL_METRICS`].
 
 /// `reason` of `blyan_transport_connections_closed_total`.
 pub const CONNECTION_CLOSE_REASON_LABEL: LabelSpec = LabelSpec {
@@ -449,8 +455,8 @@ pub const TRANSPORT_ADDRESS_VALIDATIONS_TOTAL: MetricDef = counter(
     &[],
 );
 
-/// The transport's metrics (blyan-wire), to be listed in [`ALL_METRICS`] too; with them
-/// the closed label sets add 2 + 8 + 18 + 6 + 4 + 1 = 39 series.
+/// The transport's metrics (blyan-wire), also in [`ALL_METRICS`]; their closed label sets
+/// add 2 + 8 + 18 + 6 + 4 + 1 = 39 series.
 pub const TRANSPORT_METRICS: &[MetricDef] = &[
     TRANSPORT_CONNECTIONS_OPENED_TOTAL,
     TRANSPORT_CONNECTIONS_CLOSED_TOTAL,
