@@ -331,6 +331,9 @@ pub struct DhtCore {
     candidates: VecDeque<NodeInfo>,
     own_values: BTreeMap<Key, OwnValue>,
     last_refresh: Vec<Timestamp>,
+    /// From the last refresh scan: its nearest bucket, and the earliest time one of the
+    /// buckets from there out becomes stale (a lower bound: refreshes push times later).
+    refresh_check: Option<(usize, Timestamp)>,
     next_maintenance: Timestamp,
     /// The last bootstrap's seeds (at most [`MAX_SEEDS`]), asked again while the table is
     /// short.
@@ -361,6 +364,7 @@ impl DhtCore {
             candidates: VecDeque::new(),
             own_values: BTreeMap::new(),
             last_refresh: vec![Timestamp::ZERO; KEY_BITS],
+            refresh_check: None,
             next_maintenance: Timestamp::ZERO,
             seeds: Vec::new(),
             next_rebootstrap: Timestamp::ZERO,
@@ -723,13 +727,22 @@ impl DhtCore {
         if let Some(node) = self.pings.pop_front() {
             return Some(self.send(now, Some(&node), None, Purpose::TablePing, DhtRequest::Ping));
         }
-        let ids: Vec<QueryId> = self
-            .queries
-            .iter()
-            .filter(|(_, q)| q.dirty || q.wake.is_some_and(|w| w <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+        // Each query due, in id order; found one at a time (no list to allocate on every
+        // poll), since driving one may end it or start another.
+        let mut after = None;
+        loop {
+            let due = self
+                .queries
+                .range((
+                    after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+                    std::ops::Bound::Unbounded,
+                ))
+                .find(|(_, q)| q.dirty || q.wake.is_some_and(|w| w <= now))
+                .map(|(id, _)| *id);
+            let Some(id) = due else {
+                break;
+            };
+            after = Some(id);
             if let Some(action) = self.drive(now, id) {
                 return Some(action);
             }
@@ -1007,7 +1020,8 @@ impl DhtCore {
                     }
                     loop {
                         match lookup.poll(now) {
-                            LookupAction::SendFindNode { peer, addrs } => {
+                            LookupAction::SendFindNode { node } => {
+                                let peer = node.peer_id();
                                 if disjoint {
                                     match claimed.get(&peer) {
                                         Some(owner) if *owner != i => {
@@ -1019,7 +1033,7 @@ impl DhtCore {
                                         }
                                     }
                                 }
-                                send = Some((i, peer, addrs));
+                                send = Some((i, node));
                                 break;
                             }
                             LookupAction::Wait { until } => {
@@ -1043,12 +1057,11 @@ impl DhtCore {
                 }
                 let all_done = results.iter().all(Option::is_some);
                 q.wake = wake;
-                if let Some((path, peer, addrs)) = send {
+                if let Some((path, node)) = send {
                     let request = match q.kind {
                         Kind::GetValue => DhtRequest::FindValue { key: target },
                         _ => DhtRequest::FindNode { target },
                     };
-                    let node = NodeInfo::new(peer, addrs).ok()?;
                     let purpose = Purpose::Lookup { query: id, path };
                     return Some(self.send(now, Some(&node), None, purpose, request));
                 }
@@ -1280,6 +1293,14 @@ impl DhtCore {
         let Some(nearest) = self.table.occupied_buckets().next() else {
             return;
         };
+        // Nothing can be stale before the time found by the last scan, as long as no
+        // nearer bucket joined the scan since (refreshes only move times forward).
+        if self
+            .refresh_check
+            .is_some_and(|(from, due)| nearest >= from && now < due)
+        {
+            return;
+        }
         let mut started = 0;
         for bucket in nearest..KEY_BITS {
             if started >= self.config.max_refreshes_per_pass {
@@ -1296,6 +1317,14 @@ impl DhtCore {
                 started += 1;
             }
         }
+        let due = self
+            .last_refresh
+            .get(nearest..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|t| t.saturating_add(self.config.refresh_interval))
+            .min();
+        self.refresh_check = due.map(|due| (nearest, due));
     }
 }
 

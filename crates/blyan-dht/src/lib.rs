@@ -61,6 +61,8 @@
 //! Holders do not re-replicate values (publishers republish), values are not cached along
 //! the lookup path, and a lost answer is not retried within a lookup.
 
+#[cfg(feature = "sim")]
+mod agenda;
 mod bounded;
 mod dht_core;
 mod distance;

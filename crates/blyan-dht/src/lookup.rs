@@ -1,14 +1,13 @@
 //! The iterative Kademlia FIND_NODE as a sans-IO state machine.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use blyan_crypto::PeerId;
 
 use crate::distance::{Distance, Key};
-use crate::node::{NodeInfo, Subnet};
+use crate::node::{NodeInfo, Subnet, SubnetCounts};
 use crate::time::Timestamp;
 
 /// Settings of a [`Lookup`]; `Default` gives the documented values.
@@ -53,13 +52,11 @@ impl Default for LookupConfig {
 /// What the driver should do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LookupAction {
-    /// Send FIND_NODE(target) to `peer`; report with [`Lookup::on_response`] or
-    /// [`Lookup::on_failure`].
+    /// Send FIND_NODE(target) to `node`; report with [`Lookup::on_response`] or
+    /// [`Lookup::on_failure`] under its [`peer_id`](NodeInfo::peer_id).
     SendFindNode {
-        /// The peer to ask.
-        peer: PeerId,
-        /// Its addresses, primary first.
-        addrs: Vec<SocketAddr>,
+        /// The node to ask, with its addresses (primary first).
+        node: NodeInfo,
     },
     /// Nothing to send: wait for a response, or until `until` (then poll again) if set.
     Wait {
@@ -107,6 +104,8 @@ enum State {
 
 #[derive(Clone, Debug)]
 struct Candidate {
+    /// From the target.
+    distance: Distance,
     node: NodeInfo,
     state: State,
 }
@@ -123,7 +122,13 @@ pub struct Lookup {
     target: Key,
     local: PeerId,
     config: LookupConfig,
-    candidates: BTreeMap<Distance, Candidate>,
+    /// Closest first, at most `max_candidates`, distinct distances (so distinct nodes). A
+    /// sorted array: the window is its first entries, and finding a node is a binary search.
+    candidates: Vec<Candidate>,
+    /// Deadline and distance of every candidate in `State::Waiting` (at most alpha, plus
+    /// any a withdrawn alpha slot let through): expiry and the next deadline look here
+    /// instead of scanning every candidate on each poll.
+    waiting: Vec<(Timestamp, Distance)>,
     /// Bounded by `max_candidates`, so a plain multiplicative hash is safe here (a remote
     /// choosing colliding subnets costs at most `max_candidates` probes per insert).
     subnet_counts: HashMap<Subnet, usize, BuildHasherDefault<SubnetHasher>>,
@@ -144,8 +149,9 @@ impl Lookup {
         let mut lookup = Self {
             target,
             local,
+            candidates: Vec::with_capacity(config.max_candidates.min(256)),
+            waiting: Vec::new(),
             config,
-            candidates: BTreeMap::new(),
             subnet_counts: HashMap::default(),
             in_flight: 0,
             stats: LookupStats::default(),
@@ -184,23 +190,19 @@ impl Lookup {
         }
         self.expire(now);
 
-        // At most k entries: a short vector beats hashing here (this is the hot loop).
-        let mut window_subnets: Vec<(Subnet, usize)> = Vec::with_capacity(self.config.k);
+        let mut window_subnets = SubnetCounts::new();
         let mut considered = 0;
         let mut all_succeeded = true;
         let mut to_send = None;
-        for (distance, candidate) in &self.candidates {
+        for (at, candidate) in self.candidates.iter().enumerate() {
             if considered == self.config.k {
                 break;
             }
             if matches!(candidate.state, State::Unresponsive | State::Failed) {
                 continue;
             }
-            let subnet = candidate.node.subnet();
-            match window_subnets.iter_mut().find(|(s, _)| *s == subnet) {
-                Some((_, count)) if *count >= self.config.max_per_subnet_result => continue,
-                Some((_, count)) => *count += 1,
-                None => window_subnets.push((subnet, 1)),
+            if !window_subnets.admit(candidate.node.subnet(), self.config.max_per_subnet_result) {
+                continue;
             }
             considered += 1;
             match candidate.state {
@@ -209,24 +211,23 @@ impl Lookup {
                 State::NotContacted => {
                     all_succeeded = false;
                     if to_send.is_none() && self.in_flight < self.config.alpha {
-                        to_send = Some(*distance);
+                        to_send = Some(at);
                     }
                 }
                 State::Unresponsive | State::Failed => {}
             }
         }
 
-        if let Some(distance) = to_send
-            && let Some(candidate) = self.candidates.get_mut(&distance)
+        if let Some(at) = to_send
+            && let Some(candidate) = self.candidates.get_mut(at)
         {
-            candidate.state = State::Waiting {
-                deadline: now.saturating_add(self.config.request_timeout),
-            };
+            let deadline = now.saturating_add(self.config.request_timeout);
+            candidate.state = State::Waiting { deadline };
+            self.waiting.push((deadline, candidate.distance));
             self.in_flight += 1;
             self.stats.requests += 1;
             return LookupAction::SendFindNode {
-                peer: candidate.node.peer_id(),
-                addrs: candidate.node.addrs().to_vec(),
+                node: candidate.node.clone(),
             };
         }
         if all_succeeded || self.in_flight == 0 {
@@ -274,11 +275,12 @@ impl Lookup {
         if self.done.is_some() {
             return;
         }
-        if let Some(candidate) = self.candidates.get_mut(&distance) {
+        if let Some(candidate) = find_in(&mut self.candidates, &distance) {
             match candidate.state {
                 State::Waiting { .. } => {
                     self.in_flight = self.in_flight.saturating_sub(1);
                     self.stats.requests = self.stats.requests.saturating_sub(1);
+                    self.waiting.retain(|(_, d)| *d != distance);
                 }
                 State::NotContacted => {}
                 State::Unresponsive | State::Succeeded | State::Failed => return,
@@ -294,11 +296,16 @@ impl Lookup {
             return false;
         }
         let distance = self.target.distance(&Key::from(peer));
-        let Some(candidate) = self.candidates.get_mut(&distance) else {
+        let Some(candidate) = find_in(&mut self.candidates, &distance) else {
             return false;
         };
         match candidate.state {
-            State::Waiting { .. } => self.in_flight = self.in_flight.saturating_sub(1),
+            State::Waiting { .. } => {
+                candidate.state = state;
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.waiting.retain(|(_, d)| *d != distance);
+                return true;
+            }
             State::Unresponsive => {}
             State::NotContacted | State::Succeeded | State::Failed => return false,
         }
@@ -312,38 +319,41 @@ impl Lookup {
             return;
         }
         let distance = self.target.distance(&node.key());
-        if self.candidates.len() >= self.config.max_candidates
+        let full = self.candidates.len() >= self.config.max_candidates;
+        if full
             && self
                 .candidates
-                .last_key_value()
-                .is_none_or(|(farthest, _)| *farthest <= distance)
+                .last()
+                .is_none_or(|farthest| farthest.distance <= distance)
         {
             return;
         }
-        if self.candidates.contains_key(&distance) {
+        let Err(at) = self
+            .candidates
+            .binary_search_by(|c| c.distance.cmp(&distance))
+        else {
             return;
-        }
+        };
         let subnet = node.subnet();
         let count = self.subnet_counts.get(&subnet).copied().unwrap_or(0);
         if count >= self.config.max_per_subnet_candidates {
             return;
         }
-        if self.candidates.len() >= self.config.max_candidates {
-            match self.candidates.last_key_value() {
-                Some((farthest, _)) if *farthest > distance => {}
-                _ => return,
-            }
-            if let Some((_, dropped)) = self.candidates.pop_last() {
+        if full {
+            // The farthest is farther than the newcomer (checked above), so `at` stays put.
+            if let Some(dropped) = self.candidates.pop() {
                 if matches!(dropped.state, State::Waiting { .. }) {
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    self.waiting.retain(|(_, d)| *d != dropped.distance);
                 }
                 self.forget_subnet(dropped.node.subnet());
             }
         }
         *self.subnet_counts.entry(subnet).or_insert(0) += 1;
         self.candidates.insert(
-            distance,
+            at.min(self.candidates.len()),
             Candidate {
+                distance,
                 node,
                 state: State::NotContacted,
             },
@@ -360,31 +370,34 @@ impl Lookup {
     }
 
     fn expire(&mut self, now: Timestamp) {
-        for candidate in self.candidates.values_mut() {
-            if let State::Waiting { deadline } = candidate.state
-                && deadline <= now
+        if self.waiting.iter().all(|(deadline, _)| *deadline > now) {
+            return;
+        }
+        let mut expired = std::mem::take(&mut self.waiting);
+        expired.retain(|(deadline, distance)| {
+            if *deadline > now {
+                return true;
+            }
+            if let Some(candidate) = find_in(&mut self.candidates, distance)
+                && matches!(candidate.state, State::Waiting { .. })
             {
                 candidate.state = State::Unresponsive;
                 self.in_flight = self.in_flight.saturating_sub(1);
                 self.stats.timeouts += 1;
             }
-        }
+            false
+        });
+        self.waiting = expired;
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
-        self.candidates
-            .values()
-            .filter_map(|c| match c.state {
-                State::Waiting { deadline } => Some(deadline),
-                _ => None,
-            })
-            .min()
+        self.waiting.iter().map(|(deadline, _)| *deadline).min()
     }
 
     fn finish(&mut self) -> LookupResult {
         let succeeded = self
             .candidates
-            .values()
+            .iter()
             .filter(|c| c.state == State::Succeeded)
             .map(|c| &c.node);
         let result = LookupResult {
@@ -398,6 +411,15 @@ impl Lookup {
         self.done = Some(result.clone());
         result
     }
+}
+
+/// The candidate at `distance` in the sorted `candidates`, if any. A free function so that
+/// the lookup's other fields stay borrowable.
+fn find_in<'a>(candidates: &'a mut [Candidate], distance: &Distance) -> Option<&'a mut Candidate> {
+    let at = candidates
+        .binary_search_by(|c| c.distance.cmp(distance))
+        .ok()?;
+    candidates.get_mut(at)
 }
 
 /// FNV-1a over the few bytes of a [`Subnet`]: fast, and enough for a bounded map.

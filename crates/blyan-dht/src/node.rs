@@ -172,6 +172,18 @@ pub enum Subnet {
 }
 
 impl Subnet {
+    /// The subnet as one number, distinct for distinct subnets: a tag bit for the family
+    /// above the address bits.
+    fn key(self) -> u64 {
+        let (family, bytes): (u64, &[u8]) = match &self {
+            Subnet::V4(b) => (1, b),
+            Subnet::V6(b) => (2, b),
+        };
+        bytes
+            .iter()
+            .fold(family, |acc, b| (acc << 8) | u64::from(*b))
+    }
+
     /// The subnet `ip` belongs to.
     pub fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
@@ -194,27 +206,75 @@ pub fn take_diverse<'a>(
     n: usize,
     max_per_subnet: usize,
 ) -> Vec<NodeInfo> {
-    // n is small (k = 20): a vector of counts is faster than hashing.
-    let mut counts: Vec<(Subnet, usize)> = Vec::with_capacity(n);
+    let mut counts = SubnetCounts::new();
     let mut out = Vec::with_capacity(n);
     for node in sorted {
         if out.len() == n {
             break;
         }
-        let subnet = node.subnet();
-        match counts.iter_mut().find(|(s, _)| *s == subnet) {
-            Some((_, count)) if *count >= max_per_subnet => {}
-            Some((_, count)) => {
-                *count += 1;
-                out.push(node.clone());
-            }
-            None => {
-                counts.push((subnet, 1));
-                out.push(node.clone());
-            }
+        if counts.admit(node.subnet(), max_per_subnet) {
+            out.push(node.clone());
         }
     }
     out
+}
+
+/// Nodes counted per subnet over a short run (a lookup's window, an answer, a result):
+/// a scan of a few 64-bit words beats hashing, and the first [`SubnetCounts::INLINE`]
+/// subnets sit on the stack, so counting allocates nothing in the usual case.
+pub(crate) struct SubnetCounts {
+    keys: [u64; Self::INLINE],
+    counts: [usize; Self::INLINE],
+    len: usize,
+    spill: Vec<(u64, usize)>,
+}
+
+impl SubnetCounts {
+    /// Subnets counted without allocating: more than a result or an answer holds.
+    const INLINE: usize = 32;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            keys: [0; Self::INLINE],
+            counts: [0; Self::INLINE],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    /// Counts one more node of `subnet` unless `max` of it were counted already; returns
+    /// whether it was counted. The first node of a subnet is always counted.
+    pub(crate) fn admit(&mut self, subnet: Subnet, max: usize) -> bool {
+        let key = subnet.key();
+        let seen = self.keys.get(..self.len).unwrap_or(&[]);
+        let count = match seen.iter().position(|k| *k == key) {
+            Some(at) => self.counts.get_mut(at),
+            None => self
+                .spill
+                .iter_mut()
+                .find(|(k, _)| *k == key)
+                .map(|(_, count)| count),
+        };
+        match count {
+            Some(count) if *count >= max => false,
+            Some(count) => {
+                *count += 1;
+                true
+            }
+            None => {
+                if let (Some(k), Some(c)) =
+                    (self.keys.get_mut(self.len), self.counts.get_mut(self.len))
+                {
+                    *k = key;
+                    *c = 1;
+                    self.len += 1;
+                } else {
+                    self.spill.push((key, 1));
+                }
+                true
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +342,37 @@ mod tests {
             Subnet::of(addr("[2001:db8:1:2::1]:1").ip()),
             Subnet::of(addr("[2001:db8:1:ffff::9]:1").ip())
         );
+    }
+
+    #[test]
+    fn subnet_keys_are_distinct() {
+        let subnets = [
+            Subnet::V4([0, 0, 0]),
+            Subnet::V4([0, 0, 1]),
+            Subnet::V4([1, 0, 0]),
+            Subnet::V6([0, 0, 0, 0, 0, 0]),
+            Subnet::V6([0, 0, 0, 0, 0, 1]),
+            Subnet::V6([0, 0, 0, 1, 0, 0]),
+            Subnet::V6([0xff; 6]),
+        ];
+        for (i, a) in subnets.iter().enumerate() {
+            for (j, b) in subnets.iter().enumerate() {
+                assert_eq!(a.key() == b.key(), i == j, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn subnet_counts_past_the_inline_ones_still_count() {
+        let mut counts = SubnetCounts::new();
+        let subnet = |i: usize| Subnet::V4([10, (i >> 8) as u8, i as u8]);
+        for i in 0..100 {
+            assert!(counts.admit(subnet(i), 2));
+        }
+        for i in 0..100 {
+            assert!(counts.admit(subnet(i), 2), "second of {i}");
+            assert!(!counts.admit(subnet(i), 2), "third of {i}");
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use blyan_crypto::PeerId;
 
-use crate::distance::{Distance, KEY_BITS, Key};
-use crate::node::{NodeInfo, Subnet};
+use crate::distance::{KEY_BITS, Key};
+use crate::node::{NodeInfo, Subnet, SubnetCounts};
 use crate::time::Timestamp;
 
 /// Settings of a [`RoutingTable`]; `Default` gives the documented values.
@@ -111,6 +111,10 @@ struct PendingPing {
 struct Bucket {
     /// Least recently seen first.
     entries: Vec<Entry>,
+    /// Each entry's [`Tag`], in the same order: finding a peer, ordering the bucket by
+    /// distance and choosing an answer read these 16 bytes per entry instead of whole
+    /// entries (a table mostly sits outside the cache when it is asked).
+    tags: Vec<Tag>,
     /// Oldest first; bounded by `replacement_cache_size`.
     replacements: VecDeque<Entry>,
     pending: Option<PendingPing>,
@@ -118,15 +122,75 @@ struct Bucket {
 
 impl Bucket {
     fn subnet_count(&self, subnet: Subnet) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| e.node.subnet() == subnet)
-            .count()
+        self.tags.iter().filter(|t| t.subnet == subnet).count()
     }
 
     fn position(&self, peer: &PeerId) -> Option<usize> {
-        self.entries.iter().position(|e| e.node.peer_id() == *peer)
+        let head = prefix64(peer.as_bytes());
+        self.tags
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.head == head)
+            .map(|(at, _)| at)
+            .find(|at| {
+                self.entries
+                    .get(*at)
+                    .is_some_and(|e| e.node.peer_id() == *peer)
+            })
     }
+
+    /// Appends `entry` (the most recently seen), growing the storage by at most what a
+    /// bucket of `k` can still take, so a full bucket holds no spare room.
+    fn push(&mut self, entry: Entry, k: usize) {
+        self.insert(self.entries.len(), entry, k);
+    }
+
+    /// Inserts `entry` at `at` (clamped to the end), growing as [`push`](Self::push).
+    fn insert(&mut self, at: usize, entry: Entry, k: usize) {
+        let len = self.entries.len();
+        if len == self.entries.capacity() {
+            let more = len.max(4).min(k.saturating_sub(len)).max(1);
+            self.entries.reserve_exact(more);
+            self.tags.reserve_exact(more);
+        }
+        let at = at.min(len);
+        self.tags.insert(at, Tag::of(&entry.node));
+        self.entries.insert(at, entry);
+    }
+
+    /// Removes and returns entry `pos`; `None` past the end.
+    fn remove(&mut self, pos: usize) -> Option<Entry> {
+        if pos >= self.entries.len() {
+            return None;
+        }
+        self.tags.remove(pos);
+        Some(self.entries.remove(pos))
+    }
+}
+
+/// What a bucket keeps of each entry beside it, for its scans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tag {
+    /// The first 8 bytes of the id as a big-endian number: XOR-ed with the same of a
+    /// target, the first 64 bits of the distance.
+    head: u64,
+    /// The entry's subnet.
+    subnet: Subnet,
+}
+
+impl Tag {
+    fn of(node: &NodeInfo) -> Self {
+        Self {
+            head: prefix64(node.peer_id().as_bytes()),
+            subnet: node.subnet(),
+        }
+    }
+}
+
+fn prefix64(bytes: &[u8; 32]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes.get(..8).unwrap_or(&[0; 8]));
+    u64::from_be_bytes(word)
 }
 
 /// A Kademlia routing table: 256 buckets by shared-prefix length with the local id, each
@@ -212,7 +276,7 @@ impl RoutingTable {
     /// The entry for `peer`, if present.
     pub fn get(&self, peer: &PeerId) -> Option<&Entry> {
         let bucket = self.bucket_at(self.bucket_index(peer)?)?;
-        bucket.entries.iter().find(|e| e.node.peer_id() == *peer)
+        bucket.entries.get(bucket.position(peer)?)
     }
 
     /// `node` answered one of our requests at `now`: insert or refresh it.
@@ -245,11 +309,16 @@ impl RoutingTable {
         // a later promotion cannot bring in a second copy of it.
         bucket.replacements.retain(|e| e.node.peer_id() != peer);
         if bucket.entries.len() < k {
-            bucket.entries.push(entry);
+            bucket.push(entry, k);
             *self.subnet_counts.entry(subnet).or_insert(0) += 1;
             self.len += 1;
             self.mark(index);
             return InsertOutcome::Inserted;
+        }
+        if bucket.replacements.capacity() == 0 {
+            bucket
+                .replacements
+                .reserve_exact(cache_size.saturating_add(1));
         }
         bucket.replacements.push_back(entry);
         while bucket.replacements.len() > cache_size {
@@ -292,10 +361,12 @@ impl RoutingTable {
             return;
         };
         if alive {
-            let mut entry = bucket.entries.remove(pos);
-            entry.last_seen = now;
-            entry.failures = 0;
-            bucket.entries.push(entry);
+            let k = self.config.k;
+            if let Some(mut entry) = bucket.remove(pos) {
+                entry.last_seen = now;
+                entry.failures = 0;
+                bucket.push(entry, k);
+            }
         } else if was_pending {
             self.remove_at(index, pos);
         } else {
@@ -380,46 +451,59 @@ impl RoutingTable {
     pub fn closest_peers_diverse(&self, target: &Key, n: usize) -> Vec<NodeInfo> {
         let max = self.config.max_per_subnet_bucket;
         let mut out = Vec::with_capacity(n);
-        let mut counts: Vec<(Subnet, usize)> = Vec::new();
-        let mut group: Vec<(Distance, &NodeInfo)> = Vec::new();
+        let mut counts = SubnetCounts::new();
+        // (first 64 bits of the distance, position in the bucket), and the positions chosen.
+        let mut group: Vec<(u64, usize)> = Vec::with_capacity(self.config.k);
+        let mut chosen: Vec<usize> = Vec::with_capacity(self.config.k);
+        let head = prefix64(target.as_bytes());
         for index in self.buckets_by_distance(target) {
             if out.len() == n {
                 break;
             }
-            if !self.is_occupied(index) {
-                continue;
-            }
             let Some(bucket) = self.bucket_at(index) else {
                 continue;
             };
-            if bucket.entries.is_empty() {
-                continue;
-            }
+            // Touch every entry first in a loop of independent loads, so that the cache
+            // misses of a cold table overlap (the copy below would take them one by one).
+            let touched = bucket
+                .entries
+                .iter()
+                .fold(0u64, |acc, e| acc ^ e.last_seen.as_millis());
+            std::hint::black_box(touched);
             group.clear();
-            group.extend(
-                bucket
-                    .entries
-                    .iter()
-                    .map(|e| (target.distance(&e.node.key()), &e.node)),
-            );
-            group.sort_unstable_by_key(|(distance, _)| *distance);
-            for (_, node) in &group {
-                if out.len() == n {
+            group.extend(bucket.tags.iter().map(|t| t.head ^ head).zip(0..));
+            // By the distance's first 64 bits, and by the whole distance when those tie:
+            // the order of the distances themselves.
+            group.sort_unstable_by(|(a, i), (b, j)| {
+                a.cmp(b).then_with(|| {
+                    let d = |at: &usize| {
+                        bucket
+                            .entries
+                            .get(*at)
+                            .map(|e| target.distance(&e.node.key()))
+                    };
+                    d(i).cmp(&d(j))
+                })
+            });
+            // Choose from the tags alone, then copy the chosen entries in one tight loop,
+            // so that their cache misses overlap instead of waiting on each other.
+            chosen.clear();
+            for (_, at) in &group {
+                if out.len() + chosen.len() == n {
                     break;
                 }
-                let subnet = node.subnet();
-                match counts.iter_mut().find(|(s, _)| *s == subnet) {
-                    Some((_, count)) if *count >= max => {}
-                    Some((_, count)) => {
-                        *count += 1;
-                        out.push((*node).clone());
-                    }
-                    None => {
-                        counts.push((subnet, 1));
-                        out.push((*node).clone());
-                    }
+                if let Some(tag) = bucket.tags.get(*at)
+                    && counts.admit(tag.subnet, max)
+                {
+                    chosen.push(*at);
                 }
             }
+            out.extend(
+                chosen
+                    .iter()
+                    .filter_map(|at| bucket.entries.get(*at))
+                    .map(|e| e.node.clone()),
+            );
         }
         out
     }
@@ -497,6 +581,7 @@ impl RoutingTable {
     fn bucket_ref(&self, index: usize) -> &Bucket {
         static EMPTY: Bucket = Bucket {
             entries: Vec::new(),
+            tags: Vec::new(),
             replacements: VecDeque::new(),
             pending: None,
         };
@@ -526,7 +611,9 @@ impl RoutingTable {
             bucket.pending = None;
             self.pending_pings = self.pending_pings.saturating_sub(1);
         }
-        let mut entry = bucket.entries.remove(pos);
+        let Some(mut entry) = bucket.remove(pos) else {
+            return;
+        };
         entry.last_seen = now;
         entry.failures = 0;
         let (old, new) = (entry.node.subnet(), node.subnet());
@@ -548,8 +635,9 @@ impl RoutingTable {
             *self.subnet_counts.entry(new).or_insert(0) += 1;
             entry.node = node;
         }
+        let k = self.config.k;
         if let Some(bucket) = bucket_in(&mut self.buckets, index) {
-            bucket.entries.push(entry);
+            bucket.push(entry, k);
         }
     }
 
@@ -579,10 +667,9 @@ impl RoutingTable {
         let Some(bucket) = bucket_in(&mut self.buckets, index) else {
             return;
         };
-        if pos >= bucket.entries.len() {
+        let Some(removed) = bucket.remove(pos) else {
             return;
-        }
-        let removed = bucket.entries.remove(pos);
+        };
         if bucket
             .pending
             .as_ref()
@@ -606,7 +693,7 @@ impl RoutingTable {
                 .entries
                 .partition_point(|e| e.last_seen <= entry.last_seen);
             *self.subnet_counts.entry(entry.node.subnet()).or_insert(0) += 1;
-            bucket.entries.insert(at, entry);
+            bucket.insert(at, entry, self.config.k);
             self.len += 1;
         }
         self.mark(index);
@@ -703,5 +790,62 @@ impl Iterator for BitIter {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::SocketAddr;
+
+    /// An id whose first 8 bytes are one of four values: ids tie on their tags all the time.
+    fn tied_peer(head: u8, tail: [u8; 24]) -> PeerId {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 0x80 | (head & 3);
+        if let Some(rest) = bytes.get_mut(8..) {
+            rest.copy_from_slice(&tail);
+        }
+        PeerId::from_bytes(bytes)
+    }
+
+    proptest! {
+        #[test]
+        fn tags_follow_entries_and_ties_keep_the_distance_order(
+            ids in proptest::collection::vec((0u8..4, any::<[u8; 24]>(), any::<u8>(), any::<bool>()), 1..120),
+            target in any::<[u8; 32]>(),
+        ) {
+            let config = RoutingConfig { max_per_subnet_table: 1000, ..RoutingConfig::default() };
+            let mut table = RoutingTable::new(PeerId::from_bytes([0; 32]), config);
+            let mut now = Timestamp::ZERO;
+            for (head, tail, subnet, fail) in ids {
+                now = now.saturating_add(Duration::from_millis(3));
+                let peer = tied_peer(head, tail);
+                let addr = SocketAddr::from(([10, subnet, tail[0], 1], 1));
+                if let Ok(node) = NodeInfo::new(peer, [addr]) {
+                    table.on_response(now, node);
+                }
+                if fail {
+                    table.on_failure(&peer);
+                    table.on_failure(&peer);
+                    table.on_failure(&peer);
+                    prop_assert!(table.get(&peer).is_none());
+                }
+            }
+            for bucket in &table.buckets {
+                let expected: Vec<Tag> = bucket.entries.iter().map(|e| Tag::of(&e.node)).collect();
+                prop_assert_eq!(&bucket.tags, &expected);
+            }
+            for entry in table.iter() {
+                prop_assert_eq!(table.get(&entry.node.peer_id()), Some(entry));
+            }
+            let target = Key::from_bytes(target);
+            let mut everyone: Vec<NodeInfo> = table.iter().map(|e| e.node.clone()).collect();
+            everyone.sort_by_key(|node| target.distance(&node.key()));
+            for n in [1, 20, 30, 200] {
+                let brute = crate::node::take_diverse(&everyone, n, 2);
+                prop_assert_eq!(table.closest_peers_diverse(&target, n), brute);
+            }
+        }
     }
 }

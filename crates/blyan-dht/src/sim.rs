@@ -1,7 +1,7 @@
 //! A discrete-event simulator that runs many [`DhtCore`]s on one virtual clock.
 //!
-//! Events sit in a heap ordered by time, then by a sequence number, so equal times run in
-//! the order they were scheduled and a seed replays exactly. Requests and answers are
+//! Events sit on an agenda by due millisecond (a timing wheel), equal times in the order
+//! they were scheduled, so a seed replays exactly. Requests and answers are
 //! function calls between cores with a sampled one-way latency each way and a chance of
 //! being lost; a dead node never answers, so its requests end at the core's timeouts. Every
 //! node gets its own /24 (`10.a.b.1`), so the IP-diversity limits never bind here.
@@ -12,14 +12,14 @@
 //! `r + 1`. This counts the network round trips on the lookup's critical path whatever its
 //! concurrency.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use blyan_crypto::PeerId;
 
+use crate::agenda::Agenda;
 use crate::dht_core::{Action, DhtConfig, DhtCore, QueryId, QueryResult, QueryStats, RpcId, Seed};
 use crate::distance::Key;
 use crate::node::NodeInfo;
@@ -281,12 +281,12 @@ pub struct Simulation {
     by_peer: FastMap<PeerId, usize>,
     by_addr: FastMap<SocketAddr, usize>,
     live: usize,
-    /// Time, order of scheduling, and the event's slot in `payloads`.
-    events: BinaryHeap<Reverse<(Timestamp, u64, u32)>>,
+    /// Scheduled events by due millisecond, as their slots in `payloads` (small, so the
+    /// agenda's queues stay small).
+    events: Agenda<u32>,
     /// Scheduled events by slot; `free` lists the empty slots for reuse.
     payloads: Vec<Option<Event>>,
     free: Vec<u32>,
-    next_event: u64,
     rpcs: u64,
     churn: Option<Churn>,
     traces: FastMap<(usize, QueryId), Trace>,
@@ -307,10 +307,9 @@ impl Simulation {
             by_peer: FastMap::default(),
             by_addr: FastMap::default(),
             live: 0,
-            events: BinaryHeap::new(),
+            events: Agenda::new(),
             payloads: Vec::new(),
             free: Vec::new(),
-            next_event: 0,
             rpcs: 0,
             churn: None,
             traces: FastMap::default(),
@@ -456,14 +455,8 @@ impl Simulation {
 
     /// Runs every event up to `until`, then sets the clock to it.
     pub fn run_until(&mut self, until: Timestamp) {
-        while let Some(Reverse((at, _, _))) = self.events.peek().copied() {
-            if at > until {
-                break;
-            }
-            let Some(Reverse((at, _, slot))) = self.events.pop() else {
-                break;
-            };
-            self.now = self.now.max(at);
+        while let Some((at, slot)) = self.events.pop_until(until.as_millis()) {
+            self.now = self.now.max(Timestamp::from_millis(at));
             let event = self.payloads.get_mut(slot as usize).and_then(Option::take);
             self.free.push(slot);
             if let Some(event) = event {
@@ -690,8 +683,6 @@ impl Simulation {
     }
 
     fn schedule(&mut self, at: Timestamp, event: Event) {
-        let seq = self.next_event;
-        self.next_event += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
                 if let Some(free) = self.payloads.get_mut(slot as usize) {
@@ -707,7 +698,7 @@ impl Simulation {
                 slot
             }
         };
-        self.events.push(Reverse((at, seq, slot)));
+        self.events.push(at.as_millis(), slot);
     }
 
     fn dispatch(&mut self, event: Event) {

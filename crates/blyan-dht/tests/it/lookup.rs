@@ -22,8 +22,8 @@ fn local() -> PeerId {
 
 fn sends(lookup: &mut Lookup, now: Timestamp) -> Vec<PeerId> {
     let mut out = Vec::new();
-    while let LookupAction::SendFindNode { peer, .. } = lookup.poll(now) {
-        out.push(peer);
+    while let LookupAction::SendFindNode { node } = lookup.poll(now) {
+        out.push(node.peer_id());
     }
     out
 }
@@ -145,7 +145,9 @@ fn results_respect_the_subnet_limit() {
     let now = Timestamp::ZERO;
     loop {
         match lookup.poll(now) {
-            LookupAction::SendFindNode { peer, .. } => lookup.on_response(now, &peer, vec![]),
+            LookupAction::SendFindNode { node } => {
+                lookup.on_response(now, &node.peer_id(), vec![]);
+            }
             LookupAction::Wait { .. } => panic!("all answers are immediate"),
             LookupAction::Done(result) => {
                 assert_eq!(result.closest.len(), 20);
