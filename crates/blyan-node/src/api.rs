@@ -144,6 +144,8 @@ async fn status(State(node): State<NodeHandle>) -> ApiResult<Json<StatusView>> {
         slot_duration_ms: info.slot_duration_ms,
         state_root: chain.state_root.to_string(),
         peers,
+        reorgs: chain.reorgs,
+        reorgs_refused: chain.reorgs_refused,
     }))
 }
 
@@ -435,6 +437,7 @@ mod tests {
         let options = NodeOptions {
             clock: Arc::new(ManualClock::new(0)),
             env: Box::new(|_| None),
+            endpoint: None,
             produce_blocks: false,
         };
         let running = Node::open(config, options).unwrap().start().await.unwrap();

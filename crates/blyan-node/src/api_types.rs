@@ -57,6 +57,11 @@ pub struct StatusView {
     pub state_root: String,
     /// Peers that completed the status exchange.
     pub peers: usize,
+    /// Reorgs since the node started.
+    pub reorgs: u64,
+    /// Branches refused since start because they would revert more than
+    /// `max_reorg_depth` blocks.
+    pub reorgs_refused: u64,
 }
 
 /// One connected peer, in `GET /api/peers`.

@@ -13,10 +13,13 @@
 //! every limit.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use blyan_consensus::{Block, ChainError, ChainManager, MempoolError, SignedTransaction, TxError};
+use blyan_consensus::{
+    Block, ChainError, ChainManager, InsertError, MempoolError, SignedTransaction, TxError,
+};
 use blyan_crypto::PeerId;
 use blyan_p2p::{ChainHost, ImportRefused, PROTOCOL_VERSION, Status, Validation};
 use blyan_security::{PeerEvent, RateQuota};
@@ -63,6 +66,20 @@ impl ChainHost for NodeChain {
         };
         match import(state, shared, block, false) {
             Ok(_) => Ok(true),
+            Err(NodeError::Chain(ChainError::Rejected(InsertError::ReorgTooDeep {
+                depth,
+                max,
+            }))) => {
+                shared.reorgs_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    depth,
+                    max,
+                    "refused a branch that would revert more than max_reorg_depth blocks"
+                );
+                Err(ImportRefused(format!(
+                    "reorg of depth {depth} exceeds max_reorg_depth {max}"
+                )))
+            }
             Err(NodeError::Chain(
                 error @ (ChainError::Invalid { .. } | ChainError::Rejected(_)),
             )) => Err(ImportRefused(error.to_string())),
@@ -207,19 +224,30 @@ pub(crate) struct RunningNetwork {
 pub(crate) async fn start(
     handle: &NodeHandle,
     config: &NodeConfig,
+    endpoint: Option<blyan_wire::Endpoint>,
 ) -> Result<RunningNetwork, NodeError> {
-    let listen = config.network.listen_addr;
-    let transport = blyan_wire::TransportConfig {
-        request_timeout: Duration::from_millis(config.network.request_timeout_ms),
-        ..blyan_wire::TransportConfig::default()
-    };
     let key = Arc::clone(&handle.shared.key);
-    let endpoint = blyan_wire::Endpoint::bind(listen, &key, transport).map_err(|source| {
-        NodeError::NetworkBind {
-            addr: listen,
-            source,
+    let endpoint = match endpoint {
+        Some(endpoint) if endpoint.peer_id() != key.peer_id() => {
+            return Err(NodeError::Network(
+                "the endpoint given in NodeOptions is not bound with the node key".to_owned(),
+            ));
         }
-    })?;
+        Some(endpoint) => endpoint,
+        None => {
+            let listen = config.network.listen_addr;
+            let transport = blyan_wire::TransportConfig {
+                request_timeout: Duration::from_millis(config.network.request_timeout_ms),
+                ..blyan_wire::TransportConfig::default()
+            };
+            blyan_wire::Endpoint::bind(listen, &key, transport).map_err(|source| {
+                NodeError::NetworkBind {
+                    addr: listen,
+                    source,
+                }
+            })?
+        }
+    };
     let bound = endpoint
         .local_addr()
         .map_err(|e| NodeError::Network(e.to_string()))?;

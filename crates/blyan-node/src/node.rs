@@ -105,6 +105,11 @@ pub struct ChainStatus {
     pub mempool_size: usize,
     /// State root at the tip.
     pub state_root: Hash,
+    /// Reorgs since the node started.
+    pub reorgs: u64,
+    /// Branches refused since start because adopting them would revert more than
+    /// `max_reorg_depth` blocks.
+    pub reorgs_refused: u64,
 }
 
 /// An account at the tip, optionally with its proof.
@@ -136,6 +141,11 @@ pub(crate) struct Shared {
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<NodeEvent>,
     shutting_down: AtomicBool,
+    /// Reorgs since start.
+    pub(crate) reorgs: std::sync::atomic::AtomicU64,
+    /// Branches refused since start because adopting them would revert more than
+    /// `max_reorg_depth` blocks.
+    pub(crate) reorgs_refused: std::sync::atomic::AtomicU64,
 }
 
 /// A cheap, cloneable handle to a node's chain: what the API and the network use.
@@ -161,6 +171,9 @@ pub struct NodeOptions {
     pub clock: Arc<dyn Clock>,
     /// Looks up environment variables (the key passphrase).
     pub env: EnvLookup,
+    /// A peer-to-peer endpoint bound by the caller with the node key (a simulated network
+    /// in tests); `None` binds `network.listen_addr` on UDP.
+    pub endpoint: Option<blyan_wire::Endpoint>,
     /// Run the production loop (validators). Tests driving a manual clock turn it off and
     /// call [`NodeHandle::produce_block`] themselves.
     pub produce_blocks: bool,
@@ -171,6 +184,7 @@ impl Default for NodeOptions {
         Self {
             clock: Arc::new(SystemClock),
             env: Box::new(|name| std::env::var(name).ok()),
+            endpoint: None,
             produce_blocks: true,
         }
     }
@@ -190,6 +204,7 @@ pub struct Node {
     handle: NodeHandle,
     config: NodeConfig,
     produce_blocks: bool,
+    endpoint: Option<blyan_wire::Endpoint>,
     passphrase_source: PassphraseSource,
     genesis_path: PathBuf,
 }
@@ -284,6 +299,8 @@ impl Node {
             clock: options.clock,
             events,
             shutting_down: AtomicBool::new(false),
+            reorgs: std::sync::atomic::AtomicU64::new(0),
+            reorgs_refused: std::sync::atomic::AtomicU64::new(0),
         };
         Ok(Self {
             handle: NodeHandle {
@@ -291,6 +308,7 @@ impl Node {
             },
             config,
             produce_blocks: options.produce_blocks,
+            endpoint: options.endpoint,
             passphrase_source,
             genesis_path,
         })
@@ -340,7 +358,7 @@ impl Node {
                 })
                 .await
         });
-        let network = match crate::network::start(&self.handle, &self.config).await {
+        let network = match crate::network::start(&self.handle, &self.config, self.endpoint).await {
             Ok(network) => network,
             Err(error) => {
                 let _ = stop_tx.send(true);
@@ -521,7 +539,7 @@ impl NodeHandle {
 
     /// The canonical tip and the mempool size.
     pub async fn chain_status(&self) -> Result<ChainStatus, NodeError> {
-        self.with_state(|state, _| {
+        self.with_state(|state, shared| {
             let tip = state.chain.tip();
             Ok(ChainStatus {
                 height: tip.height,
@@ -530,6 +548,8 @@ impl NodeHandle {
                 finalized_height: state.chain.finalized_height(),
                 mempool_size: state.mempool.len(),
                 state_root: state.chain.state_root(),
+                reorgs: shared.reorgs.load(Ordering::Relaxed),
+                reorgs_refused: shared.reorgs_refused.load(Ordering::Relaxed),
             })
         })
         .await
@@ -703,6 +723,12 @@ pub(crate) fn import(
     if let ImportOutcome::Imported { reorg, .. } = &outcome {
         match reorg {
             Some(reorg) => {
+                shared.reorgs.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    depth = reorg.reverted.len(),
+                    applied = reorg.applied.len(),
+                    "reorg to a longer branch"
+                );
                 reverted.extend(reorg.reverted.iter().copied());
                 for hash in &reorg.applied {
                     if let Some(b) = state.chain.get_block(hash)? {

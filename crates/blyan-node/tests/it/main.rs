@@ -8,6 +8,7 @@ mod api;
 mod config;
 mod hostile;
 mod network;
+mod partition;
 mod process;
 mod production;
 mod support;

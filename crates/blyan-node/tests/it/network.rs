@@ -25,6 +25,15 @@ pub(crate) struct TestNet {
 
 impl TestNet {
     pub(crate) fn new(validators: usize, start_in_ms: i64) -> Self {
+        Self::with_params(validators, start_in_ms, SLOT_MS, ConsensusParams::default())
+    }
+
+    pub(crate) fn with_params(
+        validators: usize,
+        start_in_ms: i64,
+        slot_ms: u64,
+        params: ConsensusParams,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let validators: Vec<KeyPair> = (0..validators)
             .map(|i| KeyPair::from_seed(&[100 + i as u8; 32]))
@@ -35,10 +44,10 @@ impl TestNet {
             chain_id: CHAIN_ID,
             genesis_time_ms: u64::try_from(i64::try_from(now.as_millis()).unwrap() + start_in_ms)
                 .unwrap(),
-            slot_duration_ms: SLOT_MS,
+            slot_duration_ms: slot_ms,
             validators: validators.iter().map(KeyPair::public_key).collect(),
             balances: BTreeMap::from([(user.address(), 1_000_000)]),
-            params: ConsensusParams::default(),
+            params,
         };
         write_genesis(&dir.path().join("genesis.json"), &genesis, false).unwrap();
         Self {
@@ -90,10 +99,23 @@ impl TestNet {
         role: Role,
         bootstrap: &[String],
     ) -> RunningNode {
+        self.start_on(name, key, role, bootstrap, None).await
+    }
+
+    /// Starts a node on `endpoint` (bound with `key`), or on UDP when `None`.
+    pub(crate) async fn start_on(
+        &self,
+        name: &str,
+        key: &KeyPair,
+        role: Role,
+        bootstrap: &[String],
+        endpoint: Option<blyan_wire::Endpoint>,
+    ) -> RunningNode {
         let config = self.config(name, key, role, bootstrap);
         let options = NodeOptions {
             clock: Arc::new(SystemClock),
             env: Box::new(|name| (name == "BLYAN_KEY_PASSPHRASE").then(|| PASSPHRASE.to_owned())),
+            endpoint,
             produce_blocks: true,
         };
         Node::open(config, options).unwrap().start().await.unwrap()
@@ -253,6 +275,7 @@ async fn a_node_started_late_syncs_two_thousand_blocks_then_follows_the_tip() {
         let options = NodeOptions {
             clock: clock.clone(),
             env: Box::new(|name| (name == "BLYAN_KEY_PASSPHRASE").then(|| PASSPHRASE.to_owned())),
+            endpoint: None,
             produce_blocks: false,
         };
         let node = Node::open(net.config("v0", &validator, Role::Validator, &[]), options).unwrap();

@@ -110,6 +110,7 @@ async fn the_production_loop_makes_a_block_every_slot() {
     let options = NodeOptions {
         clock: Arc::new(SystemClock),
         env: Box::new(|name| (name == "BLYAN_KEY_PASSPHRASE").then(|| PASSPHRASE.to_owned())),
+        endpoint: None,
         produce_blocks: true,
     };
     let node = Node::open(config, options).unwrap().start().await.unwrap();
@@ -138,6 +139,7 @@ async fn the_dev_chain_is_created_once_and_resumed() {
     let no_env = || NodeOptions {
         clock: clock_at_slot(1),
         env: Box::new(|_| None),
+        endpoint: None,
         produce_blocks: false,
     };
     let first = Node::open(config.clone(), no_env()).unwrap();

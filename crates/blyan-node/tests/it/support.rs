@@ -104,6 +104,7 @@ pub(crate) fn manual_options(clock: Arc<ManualClock>) -> NodeOptions {
     NodeOptions {
         clock,
         env: Box::new(|name| (name == "BLYAN_KEY_PASSPHRASE").then(|| PASSPHRASE.to_owned())),
+        endpoint: None,
         produce_blocks: false,
     }
 }

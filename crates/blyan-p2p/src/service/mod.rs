@@ -104,6 +104,11 @@ pub struct NetworkConfig {
     pub max_connections: usize,
     /// Default 4 MiB: the most body bytes in one `Bodies` answer we serve.
     pub max_bodies_bytes: usize,
+    /// Default 16: sync requests (headers, bodies, gossip fetches) we send one peer per
+    /// second. A peer's security manager charges 10 units for each against 200 units/s
+    /// (20 requests/s, bursts of 40) by default; staying under that keeps an honest
+    /// syncing node from being refused and penalized for its own speed.
+    pub sync_requests_per_second: u32,
     /// Where bans are saved across restarts (`bans.json`); `None` keeps them in memory.
     pub data_dir: Option<PathBuf>,
 }
@@ -113,7 +118,13 @@ impl NetworkConfig {
     pub fn new(chain_id: u32) -> Self {
         Self {
             peers: PeerSetConfig::default(),
-            sync: SyncConfig::default(),
+            // 64 bodies a request (the sync core's default is 16): four times fewer
+            // requests against the peer's rate limit; answers stay under
+            // `max_bodies_bytes` whatever the block size.
+            sync: SyncConfig {
+                bodies_per_request: 64,
+                ..SyncConfig::default()
+            },
             gossip: GossipConfig::new(chain_id),
             security: SecurityConfig::default(),
             dht: DriverConfig {
@@ -126,6 +137,7 @@ impl NetworkConfig {
             event_queue: 4_096,
             max_connections: 256,
             max_bodies_bytes: 4 * 1024 * 1024,
+            sync_requests_per_second: 16,
             data_dir: None,
         }
     }

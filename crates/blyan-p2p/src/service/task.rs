@@ -109,6 +109,8 @@ pub(super) struct Task<H: ChainHost> {
     discovering: bool,
     last_discovery: Option<Instant>,
     last_maintain: Instant,
+    /// Per connected peer, when our next sync request to it may leave.
+    next_request: HashMap<PeerId, Instant>,
 }
 
 impl<H: ChainHost> Task<H> {
@@ -157,6 +159,7 @@ impl<H: ChainHost> Task<H> {
             discovering: false,
             last_discovery: None,
             last_maintain: Instant::now(),
+            next_request: HashMap::new(),
         }
     }
 
@@ -408,6 +411,7 @@ impl<H: ChainHost> Task<H> {
             Event::Closed { peer, serial } => {
                 if self.conns.get(&peer).is_some_and(|p| p.serial == serial) {
                     self.conns.remove(&peer);
+                    self.next_request.remove(&peer);
                     let now = self.now();
                     let actions = {
                         let mut security = self
@@ -804,6 +808,7 @@ impl<H: ChainHost> Task<H> {
                     });
                 }
                 PeerAction::Disconnect { peer, reason } => {
+                    self.next_request.remove(&peer);
                     if let Some(gone) = self.conns.remove(&peer) {
                         tracing::info!(%peer, %reason, "disconnecting peer");
                         gone.connection.close();
@@ -844,6 +849,23 @@ impl<H: ChainHost> Task<H> {
         }
     }
 
+    /// How long our next sync request to `peer` waits, so we stay under the rate its
+    /// security manager allows (`sync_requests_per_second`). Sync keeps at most
+    /// `max_requests_per_peer` requests per peer outstanding, so few ever wait.
+    fn pace(&mut self, peer: &PeerId) -> Duration {
+        let interval = Duration::from_secs(1) / self.config.sync_requests_per_second.max(1);
+        let now = Instant::now();
+        let slot = self
+            .next_request
+            .get(peer)
+            .copied()
+            .filter(|t| *t > now)
+            .unwrap_or(now);
+        self.next_request
+            .insert(*peer, slot.checked_add(interval).unwrap_or(slot));
+        slot.saturating_duration_since(now)
+    }
+
     fn connection(&self, peer: &PeerId) -> Option<Connection> {
         self.conns.get(peer).map(|p| p.connection.clone())
     }
@@ -858,7 +880,9 @@ impl<H: ChainHost> Task<H> {
                     max,
                 } => {
                     let connection = self.connection(&peer);
+                    let wait = self.pace(&peer);
                     self.spawn_done(async move {
+                        tokio::time::sleep(wait).await;
                         let asked = SyncRequest::GetHeaders {
                             locator: BoundedVec::truncating(locator),
                             max,
@@ -883,7 +907,9 @@ impl<H: ChainHost> Task<H> {
                     hashes,
                 } => {
                     let connection = self.connection(&peer);
+                    let wait = self.pace(&peer);
                     self.spawn_done(async move {
+                        tokio::time::sleep(wait).await;
                         let asked = SyncRequest::GetBodies {
                             hashes: BoundedVec::truncating(hashes),
                         };
@@ -940,7 +966,9 @@ impl<H: ChainHost> Task<H> {
                 }
                 GossipAction::Fetch { from, id } => {
                     let connection = self.connection(&from);
+                    let wait = self.pace(&from);
                     self.spawn_done(async move {
+                        tokio::time::sleep(wait).await;
                         let envelope = match connection {
                             Some(c) => match request(&c, SyncRequest::GetGossip { id }).await {
                                 Some(SyncResponse::Gossip(e)) => e,
