@@ -61,7 +61,10 @@ fi
 step "Grafana dashboard and cross-file consistency"
 python3 -m json.tool deploy/grafana/blyan-node.json >/dev/null || fail "deploy/grafana/blyan-node.json is not JSON"
 echo "deploy/grafana/blyan-node.json: valid JSON"
-python3 deploy/validate.py
+# PyYAML (pinned) in the same venv as hadolint, so the YAML checks always run.
+venv="${HADOLINT_VENV:-$PWD/target/hadolint-venv}"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: "PyYAML==6.0.2"
+"$venv/bin/python" deploy/validate.py
 
 step "shell syntax of the deploy scripts"
 for script in deploy/build-static.sh deploy/devnet-init.sh scripts/install-hadolint.sh; do
