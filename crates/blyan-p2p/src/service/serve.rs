@@ -73,13 +73,7 @@ pub(super) async fn read_loop<H: ChainHost>(
                         if let Err(InboundError::Malformed(_)) =
                             serving.dht.handle_inbound(peer, addr, request).await
                         {
-                            let _ = serving
-                                .events
-                                .send(Event::Penalty {
-                                    peer,
-                                    event: PeerEvent::InvalidMessage,
-                                })
-                                .await;
+                            penalize(&serving, peer, PeerEvent::InvalidMessage).await;
                         }
                     });
                 }
@@ -122,13 +116,7 @@ async fn serve_request<H: ChainHost>(
     let ip = connection.remote_addr().ip();
     let Ok(decoded) = request.decode::<SyncRequest>() else {
         request.reject(ResetCode::Malformed);
-        let _ = serving
-            .events
-            .send(Event::Penalty {
-                peer,
-                event: PeerEvent::InvalidMessage,
-            })
-            .await;
+        penalize(&serving, peer, PeerEvent::InvalidMessage).await;
         return;
     };
     if let SyncRequest::Status(theirs) = decoded {
@@ -168,13 +156,7 @@ async fn serve_request<H: ChainHost>(
                 blyan_ops::MessageType::BlockRequest,
                 blyan_ops::MessageStatus::RateLimited,
             );
-            let _ = serving
-                .events
-                .send(Event::Penalty {
-                    peer,
-                    event: PeerEvent::RateLimited,
-                })
-                .await;
+            penalize(&serving, peer, PeerEvent::RateLimited).await;
         }
         return;
     }
@@ -227,6 +209,11 @@ async fn serve_request<H: ChainHost>(
         }
         None => request.reject(ResetCode::Refused),
     }
+}
+
+/// Tells the network task to charge `event` to `peer`.
+async fn penalize<H>(serving: &Serving<H>, peer: PeerId, event: PeerEvent) {
+    let _ = serving.events.send(Event::Penalty { peer, event }).await;
 }
 
 /// Runs a chain read on the blocking pool.

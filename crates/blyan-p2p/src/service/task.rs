@@ -266,10 +266,16 @@ impl<H: ChainHost> Task<H> {
     }
 
     fn security(&self) -> MutexGuard<'_, SecurityManager> {
-        self.serving
-            .security
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.serving.security)
+    }
+
+    /// Runs one sync core call against the chain and carries out its actions (nothing
+    /// once the chain is closed).
+    fn drive_sync(&mut self, call: impl FnOnce(&mut SyncScheduler, &H::Chain) -> Vec<SyncAction>) {
+        let sync = &mut self.sync;
+        if let Some(actions) = self.serving.host.with_chain(|chain| call(sync, chain)) {
+            self.run_sync(actions);
+        }
     }
 
     fn local_status(&self) -> Option<Status> {
@@ -346,11 +352,7 @@ impl<H: ChainHost> Task<H> {
     fn on_tick(&mut self) {
         let now = self.now();
         let actions = {
-            let mut security = self
-                .serving
-                .security
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut security = lock(&self.serving.security);
             if self.last_maintain.elapsed() >= MAINTAIN_EVERY {
                 security.maintain(now);
                 self.last_maintain = Instant::now();
@@ -358,10 +360,7 @@ impl<H: ChainHost> Task<H> {
             self.peers.poll(now, &mut security)
         };
         self.run_peer(actions);
-        let sync = &mut self.sync;
-        if let Some(actions) = self.serving.host.with_chain(|chain| sync.poll(now, chain)) {
-            self.run_sync(actions);
-        }
+        self.drive_sync(|sync, chain| sync.poll(now, chain));
         let actions = self.gossip.poll(now);
         self.run_gossip(actions);
         if let Some(progress) = self.progress() {
@@ -413,14 +412,9 @@ impl<H: ChainHost> Task<H> {
                     self.conns.remove(&peer);
                     self.next_request.remove(&peer);
                     let now = self.now();
-                    let actions = {
-                        let mut security = self
-                            .serving
-                            .security
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner);
-                        self.peers.on_disconnected(now, &mut security, peer)
-                    };
+                    let actions =
+                        self.peers
+                            .on_disconnected(now, &mut lock(&self.serving.security), peer);
                     tracing::debug!(%peer, "peer connection closed");
                     self.run_peer(actions);
                 }
@@ -458,14 +452,7 @@ impl<H: ChainHost> Task<H> {
             if known.status.is_some() {
                 known.status = Some(theirs.clone());
                 let now = self.now();
-                let sync = &mut self.sync;
-                if let Some(actions) = self
-                    .serving
-                    .host
-                    .with_chain(|chain| sync.on_status(now, chain, peer, &theirs))
-                {
-                    self.run_sync(actions);
-                }
+                self.drive_sync(|sync, chain| sync.on_status(now, chain, peer, &theirs));
             }
             return Some(ours);
         }
@@ -485,15 +472,13 @@ impl<H: ChainHost> Task<H> {
             },
         );
         let ip = connection.remote_addr().ip();
-        let actions = {
-            let mut security = self
-                .serving
-                .security
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.peers
-                .on_connected(now, &mut security, peer, ip, Direction::Inbound)
-        };
+        let actions = self.peers.on_connected(
+            now,
+            &mut lock(&self.serving.security),
+            peer,
+            ip,
+            Direction::Inbound,
+        );
         // A peer dropped for its score that keeps coming back before the score recovered
         // loses more of it, so persistence ends in a ban.
         let returning = actions.iter().any(|a| {
@@ -555,14 +540,7 @@ impl<H: ChainHost> Task<H> {
         }
         metrics_collector::record_message(label, MessageStatus::Received);
         if let Some(height) = height {
-            let sync = &mut self.sync;
-            if let Some(actions) = self
-                .serving
-                .host
-                .with_chain(|chain| sync.note_height(now, chain, &peer, height))
-            {
-                self.run_sync(actions);
-            }
+            self.drive_sync(|sync, chain| sync.note_height(now, chain, &peer, height));
         }
         let actions = self.gossip.on_message(now, peer, message);
         self.run_gossip(actions);
@@ -587,15 +565,13 @@ impl<H: ChainHost> Task<H> {
                 let Some(ours) = self.local_status() else {
                     return;
                 };
-                let actions = {
-                    let mut security = self
-                        .serving
-                        .security
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    self.peers
-                        .on_status(now, &mut security, peer, &ours, theirs)
-                };
+                let actions = self.peers.on_status(
+                    now,
+                    &mut lock(&self.serving.security),
+                    peer,
+                    &ours,
+                    theirs,
+                );
                 self.run_peer(actions);
             }
             Done::Pong { peer, nonce } => {
@@ -608,28 +584,20 @@ impl<H: ChainHost> Task<H> {
                 request,
                 headers,
             } => {
-                let sync = &mut self.sync;
-                let actions = self.serving.host.with_chain(|chain| match headers {
+                self.drive_sync(|sync, chain| match headers {
                     Some(headers) => sync.on_headers(now, chain, peer, request, headers),
                     None => sync.on_request_failed(now, chain, peer, request),
                 });
-                if let Some(actions) = actions {
-                    self.run_sync(actions);
-                }
             }
             Done::Bodies {
                 peer,
                 request,
                 bodies,
             } => {
-                let sync = &mut self.sync;
-                let actions = self.serving.host.with_chain(|chain| match bodies {
+                self.drive_sync(|sync, chain| match bodies {
                     Some(bodies) => sync.on_bodies(now, chain, peer, request, bodies),
                     None => sync.on_request_failed(now, chain, peer, request),
                 });
-                if let Some(actions) = actions {
-                    self.run_sync(actions);
-                }
             }
             Done::Fetched { peer, id, envelope } => {
                 let actions = self.gossip.on_fetched(now, peer, id, envelope.map(|e| *e));
@@ -640,20 +608,10 @@ impl<H: ChainHost> Task<H> {
                 self.run_gossip(actions);
             }
             Done::Imported => {
-                let sync = &mut self.sync;
-                if let Some(actions) = self.serving.host.with_chain(|chain| sync.poll(now, chain)) {
-                    self.run_sync(actions);
-                }
+                self.drive_sync(|sync, chain| sync.poll(now, chain));
             }
             Done::ImportFailed { hash } => {
-                let sync = &mut self.sync;
-                if let Some(actions) = self
-                    .serving
-                    .host
-                    .with_chain(|chain| sync.on_import_failed(now, chain, &hash))
-                {
-                    self.run_sync(actions);
-                }
+                self.drive_sync(|sync, chain| sync.on_import_failed(now, chain, &hash));
             }
             Done::Discovered(nodes) => {
                 self.discovering = false;
@@ -688,11 +646,7 @@ impl<H: ChainHost> Task<H> {
         let ip = connection.remote_addr().ip();
         if self.conns.contains_key(&peer) {
             // The peer dialled us first; keep that connection.
-            let mut security = self
-                .serving
-                .security
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut security = lock(&self.serving.security);
             let _ = self
                 .peers
                 .on_connected(now, &mut security, peer, ip, Direction::Outbound);
@@ -709,15 +663,13 @@ impl<H: ChainHost> Task<H> {
                 since: Instant::now(),
             },
         );
-        let actions = {
-            let mut security = self
-                .serving
-                .security
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.peers
-                .on_connected(now, &mut security, peer, ip, Direction::Outbound)
-        };
+        let actions = self.peers.on_connected(
+            now,
+            &mut lock(&self.serving.security),
+            peer,
+            ip,
+            Direction::Outbound,
+        );
         self.run_peer(actions);
     }
 
@@ -745,14 +697,9 @@ impl<H: ChainHost> Task<H> {
             metrics_collector::record_penalty(reason);
         }
         let now = self.now();
-        let actions = {
-            let mut security = self
-                .serving
-                .security
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.peers.report(now, &mut security, peer, event)
-        };
+        let actions = self
+            .peers
+            .report(now, &mut lock(&self.serving.security), peer, event);
         self.run_peer(actions);
     }
 
@@ -824,26 +771,12 @@ impl<H: ChainHost> Task<H> {
                         self.gossip.add_peer(peer);
                     }
                     let now = self.now();
-                    let sync = &mut self.sync;
-                    if let Some(actions) = self
-                        .serving
-                        .host
-                        .with_chain(|chain| sync.on_status(now, chain, peer, &status))
-                    {
-                        self.run_sync(actions);
-                    }
+                    self.drive_sync(|sync, chain| sync.on_status(now, chain, peer, &status));
                 }
                 PeerAction::Gone { peer } => {
                     self.gossip.remove_peer(&peer);
                     let now = self.now();
-                    let sync = &mut self.sync;
-                    if let Some(actions) = self
-                        .serving
-                        .host
-                        .with_chain(|chain| sync.remove_peer(now, chain, &peer))
-                    {
-                        self.run_sync(actions);
-                    }
+                    self.drive_sync(|sync, chain| sync.remove_peer(now, chain, &peer));
                 }
             }
         }
@@ -866,6 +799,26 @@ impl<H: ChainHost> Task<H> {
         slot.saturating_duration_since(now)
     }
 
+    /// Sends `asked` to `peer` once its pacing allows, and reports the answer (`None` on
+    /// any failure, or when the peer is not connected) through `done`.
+    fn paced_request(
+        &mut self,
+        peer: PeerId,
+        asked: SyncRequest,
+        done: impl FnOnce(Option<SyncResponse>) -> Done + Send + 'static,
+    ) {
+        let connection = self.connection(&peer);
+        let wait = self.pace(&peer);
+        self.spawn_done(async move {
+            tokio::time::sleep(wait).await;
+            let answer = match connection {
+                Some(c) => request(&c, asked).await,
+                None => None,
+            };
+            done(answer)
+        });
+    }
+
     fn connection(&self, peer: &PeerId) -> Option<Connection> {
         self.conns.get(peer).map(|p| p.connection.clone())
     }
@@ -879,26 +832,17 @@ impl<H: ChainHost> Task<H> {
                     locator,
                     max,
                 } => {
-                    let connection = self.connection(&peer);
-                    let wait = self.pace(&peer);
-                    self.spawn_done(async move {
-                        tokio::time::sleep(wait).await;
-                        let asked = SyncRequest::GetHeaders {
-                            locator: BoundedVec::truncating(locator),
-                            max,
-                        };
-                        let headers = match connection {
-                            Some(c) => match request(&c, asked).await {
-                                Some(SyncResponse::Headers(h)) => Some(h.into_inner()),
-                                _ => None,
-                            },
-                            None => None,
-                        };
-                        Done::Headers {
-                            peer,
-                            request: id,
-                            headers,
-                        }
+                    let asked = SyncRequest::GetHeaders {
+                        locator: BoundedVec::truncating(locator),
+                        max,
+                    };
+                    self.paced_request(peer, asked, move |answer| Done::Headers {
+                        peer,
+                        request: id,
+                        headers: match answer {
+                            Some(SyncResponse::Headers(h)) => Some(h.into_inner()),
+                            _ => None,
+                        },
                     });
                 }
                 SyncAction::RequestBodies {
@@ -906,25 +850,16 @@ impl<H: ChainHost> Task<H> {
                     request: id,
                     hashes,
                 } => {
-                    let connection = self.connection(&peer);
-                    let wait = self.pace(&peer);
-                    self.spawn_done(async move {
-                        tokio::time::sleep(wait).await;
-                        let asked = SyncRequest::GetBodies {
-                            hashes: BoundedVec::truncating(hashes),
-                        };
-                        let bodies = match connection {
-                            Some(c) => match request(&c, asked).await {
-                                Some(SyncResponse::Bodies(b)) => Some(b.into_inner()),
-                                _ => None,
-                            },
-                            None => None,
-                        };
-                        Done::Bodies {
-                            peer,
-                            request: id,
-                            bodies,
-                        }
+                    let asked = SyncRequest::GetBodies {
+                        hashes: BoundedVec::truncating(hashes),
+                    };
+                    self.paced_request(peer, asked, move |answer| Done::Bodies {
+                        peer,
+                        request: id,
+                        bodies: match answer {
+                            Some(SyncResponse::Bodies(b)) => Some(b.into_inner()),
+                            _ => None,
+                        },
                     });
                 }
                 SyncAction::Import { blocks } => self.import(blocks),
@@ -965,21 +900,14 @@ impl<H: ChainHost> Task<H> {
                     });
                 }
                 GossipAction::Fetch { from, id } => {
-                    let connection = self.connection(&from);
-                    let wait = self.pace(&from);
-                    self.spawn_done(async move {
-                        tokio::time::sleep(wait).await;
-                        let envelope = match connection {
-                            Some(c) => match request(&c, SyncRequest::GetGossip { id }).await {
-                                Some(SyncResponse::Gossip(e)) => e,
-                                _ => None,
-                            },
-                            None => None,
-                        };
+                    self.paced_request(from, SyncRequest::GetGossip { id }, move |answer| {
                         Done::Fetched {
                             peer: from,
                             id,
-                            envelope,
+                            envelope: match answer {
+                                Some(SyncResponse::Gossip(e)) => e,
+                                _ => None,
+                            },
                         }
                     });
                 }
@@ -1079,4 +1007,10 @@ const fn penalty_reason(event: PeerEvent) -> Option<PenaltyReason> {
         PeerEvent::Equivocation => PenaltyReason::ProtocolViolation,
         _ => return None,
     })
+}
+
+/// Locks the security manager; a panic elsewhere while it was held leaves it usable (its
+/// tables are consistent after every call).
+fn lock(security: &Mutex<SecurityManager>) -> MutexGuard<'_, SecurityManager> {
+    security.lock().unwrap_or_else(PoisonError::into_inner)
 }
