@@ -142,7 +142,9 @@ async fn the_binary_runs_stops_on_sigterm_and_resumes() {
     let text = poll("chain height metric", DEADLINE, || async {
         let response = metrics.request("GET", "/metrics", None).await.ok()?;
         let text = String::from_utf8(response.body).ok()?;
-        (metric(&text, "blyan_chain_height")? >= 1.0).then_some(text)
+        // The network service's gauges are set on its first tick.
+        let synced = metric(&text, "blyan_sync_progress_ratio")? == 1.0;
+        (metric(&text, "blyan_chain_height")? >= 1.0 && synced).then_some(text)
     })
     .await;
     assert_eq!(
@@ -152,6 +154,12 @@ async fn the_binary_runs_stops_on_sigterm_and_resumes() {
     assert!(metric(&text, "blyan_blocks_total{status=\"imported\"}").unwrap() >= 1.0);
     assert_eq!(metric(&text, "blyan_mempool_transactions"), Some(0.0));
     assert!(text.contains("blyan_block_processing_seconds_count"));
+    assert_eq!(
+        metric(&text, "blyan_p2p_peers{direction=\"inbound\"}"),
+        Some(0.0),
+        "a lone node has no peers"
+    );
+    assert_eq!(metric(&text, "blyan_banned_peers"), Some(0.0));
 
     // `blyan-node status` reads the same node.
     let output = command(dir.path())

@@ -314,7 +314,6 @@ impl Network {
         self.send(Command::Status(reply)).await?;
         let mut status = rx.await.map_err(|_| NetworkError::Stopped)?;
         status.dht_nodes = self.dht.status().await.map_or(0, |s| s.table_len);
-        metrics_collector_dht(status.dht_nodes);
         Ok(status)
     }
 
@@ -343,10 +342,6 @@ impl Network {
             .await
             .map_err(|_| NetworkError::Stopped)
     }
-}
-
-fn metrics_collector_dht(nodes: usize) {
-    blyan_ops::metrics_collector::set_dht_nodes(nodes);
 }
 
 /// File name of the saved bans inside [`NetworkConfig::data_dir`].

@@ -150,6 +150,7 @@ async fn serve_request<H: ChainHost>(
         .unwrap_or_else(PoisonError::into_inner)
         .check_message(serving.clock.now(), &peer, ip, &meta);
     if let Err(reject) = checked {
+        super::task::count_rejection(reject);
         request.reject(ResetCode::Refused);
         if matches!(reject, Reject::RateLimited { .. } | Reject::MessageTooLarge) {
             blyan_ops::metrics_collector::record_message(

@@ -12,7 +12,7 @@ use blyan_consensus::Block;
 use blyan_crypto::{Hash, KeyPair, PeerId};
 use blyan_dht::{Dht, Key, NodeInfo};
 use blyan_ops::metrics_collector;
-use blyan_ops::{MessageStatus, MessageType, PenaltyReason};
+use blyan_ops::{MessageStatus, MessageType, PenaltyReason, RejectionReason};
 use blyan_security::{
     Direction, MessageKind, MessageMeta, Now, PeerEvent, Reject, SecurityManager, SystemClock,
 };
@@ -532,6 +532,7 @@ impl<H: ChainHost> Task<H> {
             &MessageMeta::direct(kind, bytes.len()),
         );
         if let Err(reject) = checked {
+            count_rejection(reject);
             metrics_collector::record_message(label, MessageStatus::RateLimited);
             if matches!(reject, Reject::RateLimited { .. } | Reject::MessageTooLarge) {
                 self.report(peer, PeerEvent::RateLimited);
@@ -755,6 +756,9 @@ impl<H: ChainHost> Task<H> {
                     });
                 }
                 PeerAction::Disconnect { peer, reason } => {
+                    if let DisconnectReason::Rejected(reject) = reason {
+                        count_rejection(reject);
+                    }
                     self.next_request.remove(&peer);
                     if let Some(gone) = self.conns.remove(&peer) {
                         tracing::info!(%peer, %reason, "disconnecting peer");
@@ -1013,4 +1017,27 @@ const fn penalty_reason(event: PeerEvent) -> Option<PenaltyReason> {
 /// tables are consistent after every call).
 fn lock(security: &Mutex<SecurityManager>) -> MutexGuard<'_, SecurityManager> {
     security.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The `blyan_security_rejections_total` reason of a refusal, for the refusals that are
+/// the security layer protecting us (not bookkeeping such as a second connection).
+pub(super) const fn rejection_reason(reject: Reject) -> Option<RejectionReason> {
+    Some(match reject {
+        Reject::Banned | Reject::IpBanned | Reject::LowScore => RejectionReason::Banned,
+        Reject::TooManyAttempts | Reject::RateLimited { .. } => RejectionReason::RateLimited,
+        Reject::InboundFull | Reject::OutboundFull => RejectionReason::TooManyPeers,
+        Reject::TooManyPerIp => RejectionReason::TooManyPerIp,
+        Reject::TooManyPerSubnet => RejectionReason::TooManyPerSubnet,
+        Reject::MessageTooLarge => RejectionReason::Oversized,
+        Reject::Replay | Reject::NonceTooOld => RejectionReason::Replay,
+        Reject::Stale | Reject::FromFuture => RejectionReason::StaleTimestamp,
+        Reject::AlreadyConnected | Reject::UnknownConnection => return None,
+    })
+}
+
+/// Counts a security refusal in `blyan_security_rejections_total{reason}`.
+pub(super) fn count_rejection(reject: Reject) {
+    if let Some(reason) = rejection_reason(reject) {
+        metrics_collector::record_security_rejection(reason);
+    }
 }
