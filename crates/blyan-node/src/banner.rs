@@ -22,6 +22,8 @@ pub struct Banner {
     pub api_addr: SocketAddr,
     /// Where the peer-to-peer endpoint listens.
     pub p2p_addr: SocketAddr,
+    /// The address other nodes dial.
+    pub p2p_advertised: SocketAddr,
     /// Where metrics are served, if enabled.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -41,7 +43,7 @@ impl Banner {
         } else {
             info.role.to_string()
         };
-        let lines: [(&str, String); 14] = [
+        let lines: [(&str, String); 15] = [
             ("version", info.version.to_owned()),
             ("name", info.name.clone()),
             ("role", role),
@@ -57,7 +59,8 @@ impl Banner {
             ),
             ("slot", format!("{} ms", info.slot_duration_ms)),
             // `<peer id>@<addr>`: the bootstrap entry other nodes use to reach this one.
-            ("p2p", format!("{}@{}", info.peer_id, self.p2p_addr)),
+            ("p2p", format!("{}@{}", info.peer_id, self.p2p_advertised)),
+            ("p2p listen", format!("udp {}", self.p2p_addr)),
             ("api", format!("http://{}", self.api_addr)),
             (
                 "metrics",

@@ -88,6 +88,7 @@ async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
         genesis_file,
         api_addr: running.api_addr(),
         p2p_addr: running.p2p_addr(),
+        p2p_advertised: running.p2p_advertised(),
         metrics_addr,
     };
     print!("{}", banner.render());

@@ -218,6 +218,7 @@ pub(crate) struct RunningNetwork {
     pub(crate) network: blyan_p2p::Network,
     pub(crate) endpoint: blyan_wire::Endpoint,
     pub(crate) addr: SocketAddr,
+    pub(crate) advertise: SocketAddr,
 }
 
 /// Binds the endpoint and starts the service for `handle`.
@@ -265,5 +266,6 @@ pub(crate) async fn start(
         network,
         endpoint,
         addr: bound,
+        advertise,
     })
 }

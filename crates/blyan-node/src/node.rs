@@ -409,6 +409,12 @@ impl RunningNode {
         self.network.addr
     }
 
+    /// The address other nodes dial (`network.advertise_addr`, or the bound address with
+    /// an unspecified IP read as 127.0.0.1).
+    pub fn p2p_advertised(&self) -> SocketAddr {
+        self.network.advertise
+    }
+
     /// The handle to the node's chain.
     pub fn handle(&self) -> NodeHandle {
         self.handle.clone()
