@@ -49,7 +49,7 @@ pub enum Command {
         /// Number of validators.
         #[arg(long, default_value_t = 4)]
         nodes: usize,
-        /// Directory of the devnet (genesis and one node-<i>/ per validator). A second run
+        /// Directory of the devnet (genesis and one node-N/ directory per validator). A second run
         /// with the same directory resumes the chain.
         #[arg(long, value_name = "PATH", default_value = "data/devnet")]
         dir: PathBuf,
