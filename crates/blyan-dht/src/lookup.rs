@@ -1,6 +1,6 @@
 //! The iterative Kademlia FIND_NODE as a sans-IO state machine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
@@ -123,8 +123,10 @@ pub struct Lookup {
     local: PeerId,
     config: LookupConfig,
     /// Closest first, at most `max_candidates`, distinct distances (so distinct nodes). A
-    /// sorted array: the window is its first entries, and finding a node is a binary search.
-    candidates: Vec<Candidate>,
+    /// sorted ring: the window is its first entries, finding a node is a binary search,
+    /// an insertion moves the shorter side (newly learned nodes are mostly near the
+    /// front), and dropping the farthest is O(1).
+    candidates: VecDeque<Candidate>,
     /// Deadline and distance of every candidate in `State::Waiting` (at most alpha, plus
     /// any a withdrawn alpha slot let through): expiry and the next deadline look here
     /// instead of scanning every candidate on each poll.
@@ -149,7 +151,7 @@ impl Lookup {
         let mut lookup = Self {
             target,
             local,
-            candidates: Vec::with_capacity(config.max_candidates.min(256)),
+            candidates: VecDeque::with_capacity(config.max_candidates.min(256)),
             waiting: Vec::new(),
             config,
             subnet_counts: HashMap::default(),
@@ -256,7 +258,11 @@ impl Lookup {
             closer.sort_by_key(|n| self.target.distance(&n.key()));
         }
         for node in closer.into_iter().take(self.config.max_nodes_per_response) {
-            self.add_candidate(node);
+            if !self.add_candidate(node) {
+                // Full, and this node is no closer than the farthest kept: nor is any
+                // after it (they are sorted), so none of them would be taken.
+                break;
+            }
         }
     }
 
@@ -313,35 +319,38 @@ impl Lookup {
         true
     }
 
-    fn add_candidate(&mut self, node: NodeInfo) {
+    /// Takes `node` as a candidate if it is new, not ours, and fits the bounds. Returns
+    /// false only when the set is full of candidates at least as close (so that a caller
+    /// adding nodes closest first may stop).
+    fn add_candidate(&mut self, node: NodeInfo) -> bool {
         let peer = node.peer_id();
         if peer == self.local {
-            return;
+            return true;
         }
         let distance = self.target.distance(&node.key());
         let full = self.candidates.len() >= self.config.max_candidates;
         if full
             && self
                 .candidates
-                .last()
+                .back()
                 .is_none_or(|farthest| farthest.distance <= distance)
         {
-            return;
+            return false;
         }
         let Err(at) = self
             .candidates
             .binary_search_by(|c| c.distance.cmp(&distance))
         else {
-            return;
+            return true;
         };
         let subnet = node.subnet();
         let count = self.subnet_counts.get(&subnet).copied().unwrap_or(0);
         if count >= self.config.max_per_subnet_candidates {
-            return;
+            return true;
         }
         if full {
             // The farthest is farther than the newcomer (checked above), so `at` stays put.
-            if let Some(dropped) = self.candidates.pop() {
+            if let Some(dropped) = self.candidates.pop_back() {
                 if matches!(dropped.state, State::Waiting { .. }) {
                     self.in_flight = self.in_flight.saturating_sub(1);
                     self.waiting.retain(|(_, d)| *d != dropped.distance);
@@ -358,6 +367,7 @@ impl Lookup {
                 state: State::NotContacted,
             },
         );
+        true
     }
 
     fn forget_subnet(&mut self, subnet: Subnet) {
@@ -415,7 +425,10 @@ impl Lookup {
 
 /// The candidate at `distance` in the sorted `candidates`, if any. A free function so that
 /// the lookup's other fields stay borrowable.
-fn find_in<'a>(candidates: &'a mut [Candidate], distance: &Distance) -> Option<&'a mut Candidate> {
+fn find_in<'a>(
+    candidates: &'a mut VecDeque<Candidate>,
+    distance: &Distance,
+) -> Option<&'a mut Candidate> {
     let at = candidates
         .binary_search_by(|c| c.distance.cmp(distance))
         .ok()?;

@@ -23,7 +23,7 @@ pub const MAX_ADDRS: usize = 4;
 /// it was verified from ([`record`](Self::record)), so that we can relay it to others
 /// without re-signing or re-fetching; equality and hashing ignore it.
 ///
-/// Layout: the id, the primary address and its subnet are held inline, so the hot paths
+/// Layout (72 bytes): the id and the primary address are held inline, so the hot paths
 /// (distance, subnet limits, copying a node into an answer or a lookup) never follow a
 /// pointer; further addresses and the record sit behind one shared pointer that a node with
 /// a single address and no record does not have.
@@ -31,7 +31,6 @@ pub const MAX_ADDRS: usize = 4;
 pub struct NodeInfo {
     peer_id: PeerId,
     primary: SocketAddr,
-    subnet: Subnet,
     extra: Option<Arc<Extra>>,
 }
 
@@ -105,7 +104,6 @@ impl NodeInfo {
         Ok(Self {
             peer_id,
             primary,
-            subnet: Subnet::of(primary.ip()),
             extra,
         })
     }
@@ -155,7 +153,7 @@ impl NodeInfo {
 
     /// The subnet of the primary address.
     pub fn subnet(&self) -> Subnet {
-        self.subnet
+        Subnet::of(self.primary.ip())
     }
 }
 

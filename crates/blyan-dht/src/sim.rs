@@ -487,7 +487,8 @@ impl Simulation {
                 started: now,
                 rpcs: 0,
                 rounds: 0,
-                depth: FastMap::default(),
+                // A lookup hears of several hundred nodes; room for them from the start.
+                depth: FastMap::with_capacity_and_hasher(1024, Default::default()),
             },
         );
         self.process(from);
