@@ -15,8 +15,8 @@
 //! Speed is RPCs per wall-clock second: requests the cores sent (delivered or lost),
 //! nothing else. At 10,000 nodes most of the time is cache and TLB misses on the tables of
 //! the nodes answering; on Linux with glibc, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` in the
-//! environment lets the heap use transparent huge pages (1.3-1.4x faster where the kernel
-//! grants them on request). Figures: `docs/performance.md`.
+//! environment lets the heap use transparent huge pages (up to 1.4x faster where the
+//! kernel grants them on request). Figures: `docs/performance.md`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
