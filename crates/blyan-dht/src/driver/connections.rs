@@ -174,8 +174,13 @@ impl ConnectionCache {
 
     /// Forgets (and closes) the connection to `peer` after a failure on it, so the next
     /// request dials afresh.
+    ///
+    /// A connection other requests of ours are still using is only forgotten, not closed:
+    /// closing it would fail them too. It closes when their handles are dropped.
     pub(crate) fn remove(&self, peer: &PeerId) {
-        if let Some(entry) = self.lock().entries.remove(peer) {
+        if let Some(entry) = self.lock().entries.remove(peer)
+            && entry.in_use.load(Ordering::Relaxed) == 0
+        {
             close_slot(&entry.slot);
         }
     }

@@ -440,14 +440,38 @@ async fn exchange(
     to: &Contact,
     message: &[u8],
 ) -> Result<Answered, RpcFailure> {
+    match exchange_once(shared, to, message).await {
+        // The peer closed the connection under the request (it evicted or dropped it,
+        // perhaps after one of its own requests on it failed): not the peer's silence, so
+        // forget the connection and dial once more before the request counts as failed.
+        Err(RpcFailure::Request(RequestError::ConnectionLost(_))) => {
+            if let Some(peer) = to.peer {
+                shared.connections.remove(&peer);
+            }
+            exchange_once(shared, to, message).await
+        }
+        outcome => outcome,
+    }
+}
+
+/// One attempt over the cached connection, or a new one.
+async fn exchange_once(
+    shared: &Arc<Shared>,
+    to: &Contact,
+    message: &[u8],
+) -> Result<Answered, RpcFailure> {
     let Connected {
         connection,
         fresh,
         _lease: lease,
-    } = shared
+    } = match shared
         .connections
         .connect(&shared.endpoint, to.peer, &to.addrs)
-        .await?;
+        .await
+    {
+        Ok(connected) => connected,
+        Err(err) => return Err(err.into()),
+    };
     if fresh {
         shared.serve_dialled(&connection);
     }
@@ -456,8 +480,7 @@ async fn exchange(
         .await;
     drop(lease);
     shared.connections.trim();
-    let message = answered?;
-    Ok(Answered {
+    answered.map_err(RpcFailure::from).map(|message| Answered {
         message,
         from_addr: connection.remote_addr(),
         peer: connection.remote_peer_id(),

@@ -71,6 +71,12 @@ async fn the_connection_cache_stays_within_its_cap() {
         node.join(seed.seed()).await;
         nodes.push(node);
     }
+    // A node enters the seed's table once the seed's validation ping is answered: wait
+    // for all five, so the seed's answers (and the lookups below) see the whole network.
+    eventually("the seed to know every node", || async {
+        seed.dht.status().await.unwrap().table_len >= 5
+    })
+    .await;
     nodes.push(seed);
     let mut small = config(None);
     small.max_connections = 2;
