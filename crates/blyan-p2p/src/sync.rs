@@ -716,8 +716,19 @@ impl SyncScheduler {
         let mut actions = Vec::new();
         self.emit_imports(&mut actions);
         self.schedule_headers(now, chain, &mut actions);
-        self.schedule_bodies(now, &mut actions);
+        self.schedule_bodies(now, chain, &mut actions);
         actions
+    }
+
+    /// Blocks handed out for import that the chain has not reached yet (0 when the
+    /// pipeline's newest block is not above the tip, as on a side branch). Counted
+    /// against the header and body windows, so a slow importer slows fetching instead
+    /// of letting blocks pile up between us and the chain.
+    fn import_backlog(&self, chain: &impl SyncChain) -> usize {
+        self.anchor.as_ref().map_or(0, |anchor| {
+            usize::try_from(anchor.header.height.saturating_sub(chain.best().0))
+                .unwrap_or(usize::MAX)
+        })
     }
 
     fn emit_imports(&mut self, actions: &mut Vec<SyncAction>) {
@@ -759,7 +770,10 @@ impl SyncScheduler {
         if self.headers_request.is_some() {
             return;
         }
-        let room = self.config.max_held_headers.saturating_sub(self.held.len());
+        let room = self
+            .config
+            .max_held_headers
+            .saturating_sub(self.held.len() + self.import_backlog(chain));
         if room == 0 {
             return;
         }
@@ -802,8 +816,12 @@ impl SyncScheduler {
         });
     }
 
-    fn schedule_bodies(&mut self, now: Now, actions: &mut Vec<SyncAction>) {
-        let window = self.config.body_window.min(self.held.len());
+    fn schedule_bodies(&mut self, now: Now, chain: &impl SyncChain, actions: &mut Vec<SyncAction>) {
+        let window = self
+            .config
+            .body_window
+            .saturating_sub(self.import_backlog(chain))
+            .min(self.held.len());
         let mut index = 0;
         while index < window {
             let Some(first) = self.held.get(index) else {

@@ -43,9 +43,12 @@ use crate::sync::{SyncConfig, SyncProgress};
 #[cfg(doc)]
 use crate::{GossipRouter, PeerSet, SyncScheduler};
 
-/// Block batches waiting for the importer. Sync hands out at most its body window at a
-/// time, so this is never the limit in practice.
-pub const IMPORT_QUEUE: usize = 64;
+/// Block batches waiting for the importer. Sync counts the blocks it handed out and the
+/// chain has not reached against its body window (128 blocks), so it never has more than
+/// about twice that waiting: at most 256 batches. Gossip blocks, each checked against its
+/// parent and its producer's signature first, share the rest and are dropped (not
+/// queued) when it is full; sync fetches them later.
+pub const IMPORT_QUEUE: usize = 512;
 
 /// How the node's chain answers the network.
 ///

@@ -880,7 +880,8 @@ impl<H: ChainHost> Task<H> {
             return;
         };
         if let Err(error) = importer.try_send(blocks) {
-            tracing::warn!(%error, "import queue full; blocks dropped (sync asks again)");
+            // Sync's own backlog bound keeps this from happening (see IMPORT_QUEUE).
+            tracing::warn!(%error, "import queue full; synced blocks dropped");
         }
     }
 
@@ -943,8 +944,10 @@ impl<H: ChainHost> Task<H> {
             })
             .await
             .unwrap_or((Validation::Ignore, None));
-            if let (Some(block), Some(importer)) = (verdict.1, importer) {
-                let _ = importer.send(vec![block]).await;
+            if let (Some(block), Some(importer)) = (verdict.1, importer)
+                && importer.try_send(vec![block]).is_err()
+            {
+                tracing::debug!("import queue full; a gossiped block waits for sync");
             }
             Done::Validated {
                 id,

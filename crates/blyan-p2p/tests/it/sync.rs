@@ -428,3 +428,52 @@ fn a_gossiped_height_starts_sync_without_a_status_refresh() {
     sim.run(t, 80, t + 100_000);
     assert_eq!(sim.nodes[0].chain.blocks(), &honest[..]);
 }
+
+#[test]
+fn a_slow_importer_holds_fetching_to_the_body_window() {
+    let honest = build_chain(200, 0);
+    let server = MemChain::new(honest.clone());
+    let importing = MemChain::new(honest[..1].to_vec());
+    let config = config();
+    let mut sync = SyncScheduler::new(config.clone());
+    let id = peer(1);
+    let mut actions = sync.on_status(now(0), &importing, id, &server.status());
+    let mut handed_out = 0usize;
+    // Answer every request at once, but never import: the chain stays at genesis.
+    for round in 0..200u64 {
+        let t = now(round);
+        let mut next = Vec::new();
+        for action in actions {
+            match action {
+                SyncAction::RequestHeaders {
+                    request,
+                    locator,
+                    max,
+                    ..
+                } => {
+                    let headers = serve_headers(&server, &locator, max).into_inner();
+                    next.extend(sync.on_headers(t, &importing, id, request, headers));
+                }
+                SyncAction::RequestBodies {
+                    request, hashes, ..
+                } => {
+                    let bodies = serve_bodies(&server, &hashes, usize::MAX).into_inner();
+                    next.extend(sync.on_bodies(t, &importing, id, request, bodies));
+                }
+                SyncAction::Import { blocks } => handed_out += blocks.len(),
+                SyncAction::Penalize { fault, .. } => panic!("honest server penalized: {fault:?}"),
+            }
+        }
+        next.extend(sync.poll(t, &importing));
+        actions = next;
+    }
+    // Fetching stopped once a window's worth waited for the chain, plus what was in
+    // flight when it filled (at most one request per peer slot).
+    let bound = config.body_window + config.bodies_per_request * config.max_requests_per_peer;
+    assert!(handed_out >= config.body_window, "{handed_out}");
+    assert!(
+        handed_out <= bound,
+        "{handed_out} blocks handed out, bound {bound}"
+    );
+    assert!(sync.held_headers() + handed_out <= config.max_held_headers + bound);
+}
