@@ -4,9 +4,10 @@
 //! database in a temporary directory, its own QUIC endpoint on 127.0.0.1 and its own API.
 //! Node 0 is the only validator; the others are full nodes that bootstrap to node 0 and
 //! two earlier nodes and find the rest through the DHT. In each of `BLYAN_BENCH_ROUNDS`
-//! rounds (default 10), node 0's client submits `BLYAN_BENCH_TXS` transfers (default 100;
-//! they spread by transaction gossip first), then node 0 produces a block and gossip
-//! carries it:
+//! rounds (default 10), node 0's client submits `BLYAN_BENCH_TXS` transfers (default 100)
+//! at `BLYAN_BENCH_TX_RATE` a second (default 10: a burst gets honest peers rate-limited
+//! and banned, see docs/performance.md) and they spread by transaction gossip; then node 0
+//! produces a block and gossip carries it:
 //!
 //! - **time to 99 %**: from node 0's `BlockImported` event to the import on the node at
 //!   the 99th percentile (nearest rank) of the other nodes, from each node's
@@ -20,6 +21,8 @@
 //!   bound; duplicates are copies beyond the first.
 //! - `blyan_p2p_messages_total{type="block_gossip",status="received"}` over all nodes
 //!   (envelopes and announcements together) from a process-wide recorder.
+//!
+//! `BLYAN_BENCH_DUMP=1` prints every process-wide counter and each node's height at the end.
 //!
 //! `cargo run --release -p blyan-node --example propagation_bench`
 

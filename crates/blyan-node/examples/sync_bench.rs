@@ -8,9 +8,14 @@
 //!
 //! - **local**: a fresh node imports the same blocks, in order, through
 //!   `NodeHandle::import_block` (validation, state, one database transaction each);
-//! - **sync ×1**: a fresh FULL node bootstrapped to one serving node is started and timed
-//!   until its height reaches the last block;
-//! - **sync ×4**: the same with all four serving nodes in its bootstrap list.
+//! - **sync ×1**: a fresh FULL node bootstrapped to serving node 0 (the only one running)
+//!   is started and timed until its height reaches the last block;
+//! - **sync ×4**: serving nodes 1 to 3 are started, and the same with all four in the
+//!   bootstrap list.
+//!
+//! A sync that has not finished after `BLYAN_BENCH_SYNC_DEADLINE_SECS` (default 300) is
+//! reported as stalled with its `NetworkStatus`; `BLYAN_BENCH_PROGRESS=1` prints the
+//! syncing node's `SyncProgress` every second.
 //!
 //! Figures are blocks per second and the ratio sync / local within the round.
 //! `BLYAN_BENCH_DIR` keeps the built history across runs (default: a temporary directory).
@@ -57,7 +62,6 @@ async fn main() {
     let built = chain.build_history("src", blocks, txs).await;
     println!("history built in {:.1} s", built.as_secs_f64());
 
-    let mut servers: Vec<RunningNode> = Vec::new();
     for i in 0..SERVERS {
         let name = format!("serve{i}");
         if !chain
@@ -67,10 +71,12 @@ async fn main() {
         {
             common::copy_database(&chain, "src", &name);
         }
-        servers.push(common::start(&chain, &name, &node_key(i as u32), Role::Full, &[]).await);
     }
+    // Server 0 runs throughout; servers 1 to 3 only while a node syncs from four, so the
+    // node syncing from one cannot find them through the DHT.
+    let server0 = start_server(&chain, 0).await;
     let loaded = Instant::now();
-    let history = common::read_blocks(&servers[0].handle(), blocks).await;
+    let history = common::read_blocks(&server0.handle(), blocks).await;
     let bytes: usize = history.iter().map(|b| b.encoded_len().unwrap()).sum();
     println!(
         "read {} blocks ({:.1} MiB encoded) in {:.1} s",
@@ -79,8 +85,7 @@ async fn main() {
         loaded.elapsed().as_secs_f64()
     );
 
-    let one = vec![bootstrap_entry(&servers[0])];
-    let all: Vec<String> = servers.iter().map(bootstrap_entry).collect();
+    let one = vec![bootstrap_entry(&server0)];
     let (mut local, mut sync1, mut sync4) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let l = import_locally(&chain, &history, round).await;
@@ -93,6 +98,12 @@ async fn main() {
         )
         .await
         .map_or(f64::INFINITY, |d| d.as_secs_f64());
+        let mut others = Vec::new();
+        for i in 1..SERVERS {
+            others.push(start_server(&chain, i).await);
+        }
+        let mut all = one.clone();
+        all.extend(others.iter().map(bootstrap_entry));
         let s4 = sync_from(
             &chain,
             &all,
@@ -102,6 +113,9 @@ async fn main() {
         )
         .await
         .map_or(f64::INFINITY, |d| d.as_secs_f64());
+        for other in others {
+            other.shutdown().await.unwrap();
+        }
         let l = l.as_secs_f64();
         let rate = |secs: f64| blocks as f64 / secs;
         println!(
@@ -132,9 +146,12 @@ async fn main() {
         blocks as f64 / median(&sync4),
         median(&ratios(&sync4)),
     );
-    for server in servers {
-        server.shutdown().await.unwrap();
-    }
+    server0.shutdown().await.unwrap();
+}
+
+async fn start_server(chain: &BenchChain, i: usize) -> RunningNode {
+    let name = format!("serve{i}");
+    common::start(chain, &name, &node_key(i as u32), Role::Full, &[]).await
 }
 
 /// A fresh node importing `history` through `import_block`; the time of the imports.
