@@ -82,7 +82,7 @@ pub use state::{
     StateMachine, StateStore, StateTransition, StoreError, UndoData,
 };
 pub use types::{BLOCK_VERSION, Block, Header, SignedTransaction, Transaction, tx_root};
-pub use validator::BlockValidator;
+pub use validator::{BlockValidator, VerifiedBlock};
 
 // -- block tree, fork choice --
 mod block_tree;

@@ -12,6 +12,11 @@
 //!   the state: executes the transactions on the parent state, checks `state_root`, and
 //!   returns the [`StateTransition`] to persist. The state is not modified.
 //!
+//! [`BlockValidator::pre_verify`] runs `verify_block` ahead of import, on any thread and
+//! without the chain, and returns a [`VerifiedBlock`]: `ChainManager::add_verified_block`
+//! then skips the signature batch, so a block is verified once however it arrived (sync
+//! verifies one batch while the previous one is imported).
+//!
 //! The clock is an argument (`now_ms`), never read here.
 
 use std::collections::HashSet;
@@ -30,12 +35,52 @@ use crate::types::{BLOCK_VERSION, Block, Header, SignedTransaction, tx_root};
 #[derive(Debug, Clone)]
 pub struct BlockValidator {
     genesis: Genesis,
+    /// `genesis.document_hash()`: stamps the [`VerifiedBlock`]s this validator made.
+    chain: Hash,
+}
+
+/// A block that passed [`BlockValidator::verify_block`] (format, limits, `tx_root`, every
+/// signature) for the chain whose genesis document hash it carries. Only
+/// [`BlockValidator::pre_verify`] makes one; import still checks the parent, the clock
+/// and the state.
+#[derive(Debug, Clone)]
+pub struct VerifiedBlock {
+    block: Block,
+    chain: Hash,
+}
+
+impl VerifiedBlock {
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// The block, giving up the proof of verification.
+    pub fn into_inner(self) -> Block {
+        self.block
+    }
+
+    /// Whether `validator` (its chain's rules) is the one that verified this block.
+    pub fn verified_by(&self, validator: &BlockValidator) -> bool {
+        self.chain == validator.chain
+    }
 }
 
 impl BlockValidator {
     /// A validator for the chain started by `genesis`.
     pub fn new(genesis: Genesis) -> Self {
-        Self { genesis }
+        let chain = genesis.document_hash();
+        Self { genesis, chain }
+    }
+
+    /// Runs [`verify_block`](Self::verify_block) and keeps the proof with the block, so the
+    /// chain does not verify it again on import.
+    pub fn pre_verify(&self, block: Block) -> Result<VerifiedBlock, BlockError> {
+        self.verify_block(&block)?;
+        Ok(VerifiedBlock {
+            block,
+            chain: self.chain,
+        })
     }
 
     /// The chain's genesis document.
@@ -201,6 +246,28 @@ impl BlockValidator {
             });
         }
         self.verify_signatures(block, &hashes)
+    }
+
+    /// Checks that a body is the one its header commits to: the transaction count limit
+    /// and `tx_root`. Hashing only, no signature: cheap enough to run as bodies arrive
+    /// (the header's signature then vouches for the body; [`verify_block`](Self::verify_block)
+    /// still checks everything before import).
+    pub fn verify_tx_root(&self, block: &Block) -> Result<(), BlockError> {
+        let max = self.genesis.params.max_block_txs;
+        if block.txs.len() > max {
+            return Err(BlockError::TooManyTxs {
+                count: block.txs.len(),
+                max,
+            });
+        }
+        let computed = tx_root(&block.tx_hashes());
+        if computed != block.header.tx_root {
+            return Err(BlockError::TxRootMismatch {
+                header: block.header.tx_root,
+                computed,
+            });
+        }
+        Ok(())
     }
 
     /// The stateless rules of one transaction: chain id and payload size.

@@ -18,7 +18,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use blyan_consensus::{
-    Block, ChainError, ChainManager, InsertError, MempoolError, SignedTransaction, TxError,
+    Block, BlockValidator, ChainError, ChainManager, InsertError, MempoolError, SignedTransaction,
+    TxError, VerifiedBlock,
 };
 use blyan_crypto::PeerId;
 use blyan_p2p::{ChainHost, ImportRefused, PROTOCOL_VERSION, Status, Validation};
@@ -58,7 +59,11 @@ impl ChainHost for NodeChain {
         })
     }
 
-    fn import_block(&self, block: Block) -> Result<bool, ImportRefused> {
+    fn validator(&self) -> &BlockValidator {
+        &self.handle.shared.validator
+    }
+
+    fn import_block(&self, block: VerifiedBlock) -> Result<bool, ImportRefused> {
         let shared = &self.handle.shared;
         let mut guard = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(state) = guard.as_mut() else {

@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use blyan_consensus::{
-    Account, AccountProof, Block, BuildError, ChainConfig, ChainEvent, ChainManager, Clock,
-    ForkChain, Genesis, ImportOutcome, Mempool, SignedTransaction, SystemClock, build_block,
+    Account, AccountProof, Block, BlockValidator, BuildError, ChainConfig, ChainEvent,
+    ChainManager, Clock, ForkChain, Genesis, ImportOutcome, Mempool, SignedTransaction,
+    SystemClock, VerifiedBlock, build_block,
 };
 use blyan_crypto::{Address, Hash, KeyPair, PeerId};
 use blyan_ops::metrics_collector;
@@ -135,6 +136,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<Option<ChainState>>,
     info: NodeInfo,
     genesis: Genesis,
+    /// The chain's rules, for verifying blocks without the state lock.
+    pub(crate) validator: BlockValidator,
     producer: Option<Arc<KeyPair>>,
     pub(crate) key: Arc<KeyPair>,
     pub(crate) network: std::sync::OnceLock<blyan_p2p::Network>,
@@ -292,6 +295,7 @@ impl Node {
         let shared = Shared {
             state: Mutex::new(Some(ChainState { chain, mempool })),
             info,
+            validator: BlockValidator::new(genesis.clone()),
             genesis,
             producer: producing.then(|| Arc::clone(&key)),
             key,
@@ -715,15 +719,45 @@ pub(crate) fn admit_tx(
     Ok(admitted)
 }
 
+/// A block to import: not checked yet, or verified off the lock
+/// (`BlockValidator::pre_verify`, so its signatures are not verified again).
+pub(crate) enum Incoming {
+    /// Checked in full on import.
+    Block(Block),
+    /// Its stateless checks passed.
+    Verified(VerifiedBlock),
+}
+
+impl From<Block> for Incoming {
+    fn from(block: Block) -> Self {
+        Self::Block(block)
+    }
+}
+
+impl From<VerifiedBlock> for Incoming {
+    fn from(block: VerifiedBlock) -> Self {
+        Self::Verified(block)
+    }
+}
+
 /// Imports `block` and brings the mempool and the metrics in line with the new tip.
 pub(crate) fn import(
     state: &mut ChainState,
     shared: &Shared,
-    block: Block,
+    block: impl Into<Incoming>,
     produced: bool,
 ) -> Result<ImportOutcome, NodeError> {
-    let block = Arc::new(block);
-    let outcome = state.chain.add_block(Block::clone(&block))?;
+    let (block, outcome) = match block.into() {
+        Incoming::Block(block) => {
+            let block = Arc::new(block);
+            let outcome = state.chain.add_block(Block::clone(&block))?;
+            (block, outcome)
+        }
+        Incoming::Verified(verified) => {
+            let block = Arc::new(verified.block().clone());
+            (block, state.chain.add_verified_block(verified)?)
+        }
+    };
     let mut applied: Vec<Arc<Block>> = Vec::new();
     let mut reverted: Vec<Hash> = Vec::new();
     if let ImportOutcome::Imported { reorg, .. } = &outcome {

@@ -94,7 +94,7 @@ impl SyncChain for LinkChain {
             })
         }
     }
-    fn verify_body(&self, _: &Block) -> Result<(), BlockError> {
+    fn check_body(&self, _: &Block) -> Result<(), BlockError> {
         Ok(())
     }
 }

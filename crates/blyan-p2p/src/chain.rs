@@ -1,4 +1,4 @@
-//! What sync needs from the local chain: reads, the two header and body checks, the block
+//! What sync needs from the local chain: reads, the header and body checks, the block
 //! locator, and the answers we serve to peers. [`SyncChain`] is implemented for
 //! [`ChainManager`] (the node) and by small in-memory chains in tests and simulations.
 
@@ -40,9 +40,11 @@ pub trait SyncChain {
         now_ms: u64,
     ) -> Result<(), BlockError>;
 
-    /// Checks what a block proves about itself (`BlockValidator::verify_block`): mainly
-    /// that its transactions match the header's `tx_root` and are signed.
-    fn verify_body(&self, block: &Block) -> Result<(), BlockError>;
+    /// Checks that a body is the one its (already checked) header commits to
+    /// (`BlockValidator::verify_tx_root`: transaction count and `tx_root`). Signatures are
+    /// not verified here: the importer verifies every block once, off the chain lock,
+    /// before the chain imports it.
+    fn check_body(&self, block: &Block) -> Result<(), BlockError>;
 }
 
 /// Hashes of the canonical chain from the tip back to genesis: the 10 newest one by one,
@@ -68,12 +70,14 @@ pub fn block_locator(chain: &impl SyncChain) -> Vec<Hash> {
         .collect()
 }
 
-/// The gossip router's relay rule for a block: relay only what checks out against its
-/// parent. Known blocks and blocks whose parent we lack (ask for it with `GetBlock`) or
-/// whose slot is ahead of our clock are not relayed and not blamed; a block that breaks a
-/// rule is rejected (a bad producer signature bans the sender, since no honest node relays
-/// one). The driver still imports an accepted block through the chain, which checks the
-/// state.
+/// The gossip router's relay rule for a block, the part that needs the chain: the block
+/// must check out against its parent (header rules, producer signature) and its body must
+/// be the one the header commits to. Known blocks and blocks whose parent we lack (ask for
+/// it with `GetBlock`) or whose slot is ahead of our clock are not relayed and not blamed;
+/// a block that breaks a rule is rejected (a bad producer signature bans the sender, since
+/// no honest node relays one). The driver then verifies the transactions' signatures
+/// ([`verdict_of`] on `BlockValidator::pre_verify`) without the chain, relays only if they
+/// pass, and imports the verified block; the chain checks the state.
 pub fn check_gossip_block(chain: &impl SyncChain, block: &Block, now_ms: u64) -> Validation {
     let hash = block.hash();
     if chain.header(&hash).is_some() {
@@ -86,10 +90,18 @@ pub fn check_gossip_block(chain: &impl SyncChain, block: &Block, now_ms: u64) ->
         header: block.header.clone(),
         signature: block.signature,
     };
-    match chain
-        .verify_header(&signed, &parent, now_ms)
-        .and_then(|()| chain.verify_body(block))
-    {
+    verdict_of(
+        chain
+            .verify_header(&signed, &parent, now_ms)
+            .and_then(|()| chain.check_body(block)),
+    )
+}
+
+/// The gossip verdict of a block check: accept when it passed, ignore a failure that does
+/// not make the block invalid (unknown parent, a slot ahead of our clock), reject the rest
+/// (a bad producer signature as [`PeerEvent::InvalidSignature`]).
+pub fn verdict_of(check: Result<(), BlockError>) -> Validation {
+    match check {
         Ok(()) => Validation::Accept,
         Err(error) if !error.is_invalid_block() => Validation::Ignore,
         Err(BlockError::BadSignature(_)) => Validation::Reject(PeerEvent::InvalidSignature),
@@ -187,7 +199,7 @@ impl SyncChain for ChainManager {
             .verify_signed_header(&header.header, &header.signature, parent, now_ms)
     }
 
-    fn verify_body(&self, block: &Block) -> Result<(), BlockError> {
-        self.validator().verify_block(block)
+    fn check_body(&self, block: &Block) -> Result<(), BlockError> {
+        self.validator().verify_tx_root(block)
     }
 }

@@ -19,7 +19,7 @@
 //! - [`GossipRouter`]: new blocks and transactions travel in signed [`GossipEnvelope`]s
 //!   (origin key, nonce, timestamp; `gossip` signature domain, chain id bound). Each is
 //!   checked once (seen-cache), signature then replay window, handed to the driver to
-//!   validate ([`check_gossip_block`] for blocks), and only then pushed in full to
+//!   validate ([`check_gossip_block`], then the signatures, for blocks), and only then pushed in full to
 //!   `⌊√n⌋` peers and announced to the rest, who fetch it on demand.
 //!
 //! - [`Network`] (feature `service`, default): the tokio driver. One task owns the three
@@ -77,7 +77,9 @@ mod status;
 mod sync;
 
 pub use bounded_vec::BoundedVec;
-pub use chain::{SyncChain, block_locator, check_gossip_block, serve_bodies, serve_headers};
+pub use chain::{
+    SyncChain, block_locator, check_gossip_block, serve_bodies, serve_headers, verdict_of,
+};
 pub use error::MessageError;
 pub use gossip::{GossipAction, GossipConfig, GossipFault, GossipRouter, GossipStats, Validation};
 pub use message::{

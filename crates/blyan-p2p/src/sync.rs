@@ -5,7 +5,9 @@
 //! checked (producer of the slot, signature, parent, height, timestamps) before it is held.
 //! Bodies for the first `body_window` held headers are fetched in parallel from every
 //! peer that claims the height, a few hashes per request; a body must match its header
-//! (`tx_root`, signatures) or the sender is penalized and the hashes go to another peer.
+//! (`tx_root`) or the sender is penalized and the hashes go to another peer. Signatures
+//! and state are the importer's to check: a block the chain refuses penalizes the peers
+//! that sent its header and its body ([`SyncScheduler::on_import_failed`]).
 //! Blocks leave in height order as soon as the front of the run is complete.
 //!
 //! Bounds: at most `max_held_headers` headers (a headers request never asks for more than
@@ -139,8 +141,9 @@ pub enum SyncAction {
         /// Block hashes, in height order.
         hashes: Vec<Hash>,
     },
-    /// Import these blocks, in this order (`ChainManager::import_batch`); report a refused
-    /// one with [`SyncScheduler::on_import_failed`].
+    /// Verify and import these blocks, in this order; report a block whose body fails its
+    /// signature checks with [`SyncScheduler::on_body_refused`] and one the chain refuses
+    /// with [`SyncScheduler::on_import_failed`].
     Import {
         /// Consecutive blocks, parent first.
         blocks: Vec<Block>,
@@ -190,7 +193,8 @@ struct SyncPeer {
 enum Body {
     Wanted,
     Requested(RequestId),
-    Received(Box<Block>),
+    /// The body and the peer that sent it.
+    Received(Box<Block>, PeerId),
 }
 
 #[derive(Clone, Debug)]
@@ -240,8 +244,9 @@ pub struct SyncScheduler {
     next_request: u64,
     /// Turns the choice of headers peer.
     rotation: usize,
-    /// Sources of the headers of the latest imported blocks, for [`Self::on_import_failed`].
-    recent_sources: VecDeque<(Hash, PeerId)>,
+    /// Who sent the header and the body of the latest blocks handed out, for
+    /// [`Self::on_import_failed`].
+    recent_sources: VecDeque<(Hash, PeerId, PeerId)>,
 }
 
 impl SyncScheduler {
@@ -488,13 +493,13 @@ impl SyncScheduler {
                     continue;
                 };
                 let block = body.into_block(held.header.clone());
-                if chain.verify_body(&block).is_err() {
+                if chain.check_body(&block).is_err() {
                     held.body = Body::Wanted;
                     push_failed(&mut held.failed, peer);
                     invalid = true;
                     break;
                 }
-                held.body = Body::Received(Box::new(block));
+                held.body = Body::Received(Box::new(block), peer);
                 delivered += 1;
             }
             if invalid {
@@ -536,8 +541,9 @@ impl SyncScheduler {
         actions
     }
 
-    /// The chain refused block `hash` from an [`SyncAction::Import`]: the peer that sent
-    /// its header served an invalid chain. Everything held is dropped and sync restarts
+    /// The chain refused block `hash` from an [`SyncAction::Import`] (a transaction
+    /// signature, the state root...): the peers that sent its header and its body served
+    /// an invalid chain. Everything held is dropped and sync restarts
     /// from the chain's tip.
     pub fn on_import_failed(
         &mut self,
@@ -546,9 +552,35 @@ impl SyncScheduler {
         hash: &Hash,
     ) -> Vec<SyncAction> {
         let mut actions = Vec::new();
-        if let Some((_, source)) = self.recent_sources.iter().find(|(h, _)| h == hash) {
-            let source = *source;
-            self.fault(now, &mut actions, source, SyncFault::InvalidChain);
+        if let Some(&(_, header_from, body_from)) =
+            self.recent_sources.iter().find(|(h, _, _)| h == hash)
+        {
+            self.fault(now, &mut actions, header_from, SyncFault::InvalidChain);
+            if body_from != header_from {
+                self.fault(now, &mut actions, body_from, SyncFault::InvalidChain);
+            }
+        }
+        self.truncate_held(0);
+        self.anchor = None;
+        self.recent_sources.clear();
+        actions.extend(self.schedule(now, chain));
+        actions
+    }
+
+    /// Block `hash` from an [`SyncAction::Import`] failed a check of its body that its
+    /// header does not commit to (a transaction signature: `tx_root` covers the
+    /// transactions without their signatures). Only the peer that sent the body lied; the
+    /// header's sender is not blamed. Everything held is dropped and sync restarts from the
+    /// chain's tip, asking others first.
+    pub fn on_body_refused(
+        &mut self,
+        now: Now,
+        chain: &impl SyncChain,
+        hash: &Hash,
+    ) -> Vec<SyncAction> {
+        let mut actions = Vec::new();
+        if let Some(&(_, _, body_from)) = self.recent_sources.iter().find(|(h, _, _)| h == hash) {
+            self.fault(now, &mut actions, body_from, SyncFault::InvalidBody);
         }
         self.truncate_held(0);
         self.anchor = None;
@@ -732,25 +764,26 @@ impl SyncScheduler {
     }
 
     fn emit_imports(&mut self, actions: &mut Vec<SyncAction>) {
-        while matches!(self.held.front(), Some(h) if matches!(h.body, Body::Received(_))) {
+        while matches!(self.held.front(), Some(h) if matches!(h.body, Body::Received(..))) {
             let mut blocks = Vec::new();
             while blocks.len() < self.config.import_batch {
                 let Some(front) = self.held.front() else {
                     break;
                 };
-                if !matches!(front.body, Body::Received(_)) {
+                if !matches!(front.body, Body::Received(..)) {
                     break;
                 }
                 let Some(held) = self.held.pop_front() else {
                     break;
                 };
-                let Body::Received(block) = held.body else {
+                let Body::Received(block, body_from) = held.body else {
                     break;
                 };
                 if self.recent_sources.len() >= self.config.import_batch.saturating_mul(2) {
                     self.recent_sources.pop_front();
                 }
-                self.recent_sources.push_back((held.hash, held.source));
+                self.recent_sources
+                    .push_back((held.hash, held.source, body_from));
                 self.anchor = Some(Anchor {
                     header: held.header.header.clone(),
                     hash: held.hash,

@@ -502,3 +502,63 @@ fn a_forged_signature_does_not_poison_the_honest_block() {
         ImportOutcome::Imported { height: 1, .. }
     ));
 }
+
+#[test]
+fn pre_verified_blocks_import_like_any_other_and_keep_every_stateful_rule() {
+    let mut fx = Fixture::new(Fixture::params(100, 2));
+    let mut chain = fx.manager(1024);
+    let g = fx.genesis_hash;
+    let validator = chain.validator().clone();
+    for block in fx.branch(&g, 5, 3, 1) {
+        let verified = validator.pre_verify(block).unwrap();
+        assert!(matches!(
+            chain.add_verified_block(verified).unwrap(),
+            ImportOutcome::Imported { .. }
+        ));
+    }
+    assert_eq!(chain.tip().height, 5);
+    assert_matches_replay(&fx, &chain);
+
+    // The signatures passed, so pre_verify accepts it; the state root is still checked.
+    let tip = chain.tip().hash;
+    let bad = fx.bad_child(&tip, 9);
+    let verified = validator.pre_verify(bad).unwrap();
+    let err = chain.add_verified_block(verified).unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Invalid { error, .. } if matches!(**error, BlockError::StateRootMismatch { .. })),
+        "{err:?}"
+    );
+
+    // A forged signature never becomes a VerifiedBlock.
+    let honest = fx.child(&tip, 1, 2, 3);
+    let mut forged = honest.clone();
+    forged.signature = fx.child(&tip, 2, 1, 4).signature;
+    assert!(matches!(
+        validator.pre_verify(forged),
+        Err(BlockError::BadSignature(_))
+    ));
+}
+
+#[test]
+fn a_block_verified_under_another_chains_rules_is_verified_again() {
+    let mut fx = Fixture::new(ConsensusParams {
+        max_block_txs: 2,
+        ..Fixture::params(100, 2)
+    });
+    let mut chain = fx.manager(1024);
+    let g = fx.genesis_hash;
+    let block = fx.child(&g, 1, 3, 1);
+    // Looser rules elsewhere: the same block passes there.
+    let mut looser = fx.genesis.clone();
+    looser.params.max_block_txs = 100;
+    let verified = blyan_consensus::BlockValidator::new(looser)
+        .pre_verify(block)
+        .unwrap();
+    assert!(!verified.verified_by(chain.validator()));
+    let err = chain.add_verified_block(verified).unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Invalid { error, .. } if matches!(**error, BlockError::TooManyTxs { .. })),
+        "{err:?}"
+    );
+    assert_eq!(chain.tip().height, 0);
+}

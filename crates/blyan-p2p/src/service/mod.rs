@@ -10,14 +10,17 @@
 //! traffic only, and sync or gossip on it is refused.
 //!
 //! **Chain access.** The embedding node implements [`ChainHost`]: short reads under its
-//! lock (the sync core's [`SyncChain`] calls), block import and transaction admission
-//! (called on tokio's blocking pool, in order, by one importer task).
+//! lock (the sync core's [`SyncChain`] calls), its [`BlockValidator`] (signatures are
+//! verified on tokio's blocking pool without the lock, once per block), block import and
+//! transaction admission (called on the blocking pool, in order, by one importer whose
+//! verify and import stages overlap).
 //!
 //! **Bounds.** Events from readers and spawned requests share one bounded queue; readers
 //! wait on it (QUIC flow control then slows the peer) rather than grow it. Connections
 //! with a reader are capped at [`NetworkConfig::max_connections`]; imports queue at most
 //! [`IMPORT_QUEUE`] batches.
 
+mod import;
 mod serve;
 mod task;
 
@@ -26,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use blyan_consensus::{Block, SignedTransaction};
+use blyan_consensus::{Block, BlockValidator, SignedTransaction, VerifiedBlock};
 use blyan_crypto::{KeyPair, PeerId};
 use blyan_dht::{Dht, DriverConfig, DriverError, Seed};
 use blyan_security::{ConfigError, Direction, SecurityConfig, SecurityManager};
@@ -64,10 +67,15 @@ pub trait ChainHost: Send + Sync + 'static {
     /// Our status for the handshake (tip, finalized height, genesis); `None` once closed.
     fn local_status(&self) -> Option<Status>;
 
-    /// Imports one block (from sync, in height order, or from gossip after its header
-    /// checked out). `Err` means the chain refused it as invalid; unavailability (shutting
-    /// down) is `Ok(false)`.
-    fn import_block(&self, block: Block) -> Result<bool, ImportRefused>;
+    /// The chain's rules, used without the lock to verify blocks before import
+    /// (`BlockValidator::pre_verify`).
+    fn validator(&self) -> &BlockValidator;
+
+    /// Imports one verified block (from sync, in height order, or from gossip after it
+    /// checked out), e.g. with `ChainManager::add_verified_block`: parent, clock and
+    /// state are checked, the signatures are not again. `Err` means the chain refused it
+    /// as invalid; unavailability (shutting down) is `Ok(false)`.
+    fn import_block(&self, block: VerifiedBlock) -> Result<bool, ImportRefused>;
 
     /// Admits a gossiped transaction into the pool: `Accept` if new and valid (relay it),
     /// `Ignore` if known or not worth relaying, `Reject` with the sender's penalty if

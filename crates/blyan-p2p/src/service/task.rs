@@ -20,12 +20,13 @@ use blyan_wire::{Connection, Endpoint, Protocol};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use super::import::{Blame, ImportJob, import_loop};
 use super::serve::{Event, Serving, read_loop};
 use super::{
     BAN_FILE, ChainHost, Command, IMPORT_QUEUE, NetworkConfig, NetworkStatus, PeerInfo, seeds,
 };
 use crate::bounded_vec::BoundedVec;
-use crate::chain::check_gossip_block;
+use crate::chain::{check_gossip_block, verdict_of};
 use crate::gossip::{GossipAction, GossipRouter, Validation};
 use crate::message::{
     BlockBody, GOSSIP_PROTOCOL, GossipEnvelope, GossipMessage, GossipPayload, SYNC_PROTOCOL,
@@ -76,6 +77,7 @@ pub(super) enum Done {
     Imported,
     ImportFailed {
         hash: Hash,
+        blame: Blame,
     },
     Discovered(Vec<NodeInfo>),
 }
@@ -102,7 +104,7 @@ pub(super) struct Task<H: ChainHost> {
     conns: HashMap<PeerId, Peer>,
     slots: Arc<Semaphore>,
     next_serial: u64,
-    importer: Option<mpsc::Sender<Vec<Block>>>,
+    importer: Option<mpsc::Sender<ImportJob>>,
     stopping: Arc<AtomicBool>,
     helpers: Vec<JoinHandle<()>>,
     rng: SplitMix64,
@@ -611,8 +613,11 @@ impl<H: ChainHost> Task<H> {
             Done::Imported => {
                 self.drive_sync(|sync, chain| sync.poll(now, chain));
             }
-            Done::ImportFailed { hash } => {
-                self.drive_sync(|sync, chain| sync.on_import_failed(now, chain, &hash));
+            Done::ImportFailed { hash, blame } => {
+                self.drive_sync(|sync, chain| match blame {
+                    Blame::Body => sync.on_body_refused(now, chain, &hash),
+                    Blame::Chain => sync.on_import_failed(now, chain, &hash),
+                });
             }
             Done::Discovered(nodes) => {
                 self.discovering = false;
@@ -879,7 +884,7 @@ impl<H: ChainHost> Task<H> {
         let Some(importer) = &self.importer else {
             return;
         };
-        if let Err(error) = importer.try_send(blocks) {
+        if let Err(error) = importer.try_send(ImportJob::Synced(blocks)) {
             // Sync's own backlog bound keeps this from happening (see IMPORT_QUEUE).
             tracing::warn!(%error, "import queue full; synced blocks dropped");
         }
@@ -925,8 +930,9 @@ impl<H: ChainHost> Task<H> {
         }
     }
 
-    /// Validates a delivered payload off the task: a block against its parent (and, if
-    /// it checks out, into the importer), a transaction into the pool.
+    /// Validates a delivered payload off the task: a block against its parent under the
+    /// chain lock, then its signatures without it (and, if all checks out, into the
+    /// importer, verified), a transaction into the pool.
     fn deliver(&self, id: Hash, envelope: GossipEnvelope) {
         let host = Arc::clone(&self.serving.host);
         let importer = self.importer.clone();
@@ -938,14 +944,22 @@ impl<H: ChainHost> Task<H> {
                     let verdict = host
                         .with_chain(|chain| check_gossip_block(chain, &block, now_ms))
                         .unwrap_or(Validation::Ignore);
-                    (verdict, (verdict == Validation::Accept).then_some(block))
+                    if verdict != Validation::Accept {
+                        return (verdict, None);
+                    }
+                    match host.validator().pre_verify(block) {
+                        Ok(verified) => (Validation::Accept, Some(verified)),
+                        Err(error) => (verdict_of(Err(error)), None),
+                    }
                 }
                 GossipPayload::Tx(tx) => (host.submit_tx(tx), None),
             })
             .await
             .unwrap_or((Validation::Ignore, None));
             if let (Some(block), Some(importer)) = (verdict.1, importer)
-                && importer.try_send(vec![block]).is_err()
+                && importer
+                    .try_send(ImportJob::Gossiped(Box::new(block)))
+                    .is_err()
             {
                 tracing::debug!("import queue full; a gossiped block waits for sync");
             }
@@ -968,38 +982,6 @@ async fn request(connection: &Connection, message: SyncRequest) -> Option<SyncRe
             tracing::debug!(peer = %connection.remote_peer_id(), %error, "sync request failed");
             None
         }
-    }
-}
-
-/// Imports batches in order, one block at a time on the blocking pool, until the
-/// service stops (the current block finishes first).
-async fn import_loop<H: ChainHost>(
-    host: Arc<H>,
-    mut batches: mpsc::Receiver<Vec<Block>>,
-    events: mpsc::Sender<Event>,
-    stopping: Arc<AtomicBool>,
-) {
-    while let Some(batch) = batches.recv().await {
-        for block in batch {
-            if stopping.load(Ordering::SeqCst) {
-                return;
-            }
-            let hash = block.hash();
-            let host = Arc::clone(&host);
-            let result = tokio::task::spawn_blocking(move || host.import_block(block)).await;
-            match result {
-                Ok(Ok(_)) => {}
-                Ok(Err(refused)) => {
-                    tracing::info!(%hash, %refused, "synced block refused");
-                    let _ = events
-                        .send(Event::Task(Box::new(Done::ImportFailed { hash })))
-                        .await;
-                    break;
-                }
-                Err(_) => return,
-            }
-        }
-        let _ = events.send(Event::Task(Box::new(Done::Imported))).await;
     }
 }
 

@@ -116,17 +116,40 @@ impl MemChain {
     /// Appends `block` if it extends the tip and passes the body check; a known block is
     /// fine. Returns whether the chain accepted it.
     pub(crate) fn import(&mut self, block: Block) -> bool {
+        self.try_import(block).is_ok()
+    }
+
+    /// [`Self::import`] with the reason of a refusal (`UnknownParent` when it does not
+    /// extend the tip).
+    pub(crate) fn try_import(&mut self, block: Block) -> Result<(), BlockError> {
         let hash = block.hash();
         if self.by_hash.contains_key(&hash) {
-            return true;
+            return Ok(());
         }
-        let extends = self.blocks.last().map(|t| t.hash()) == Some(block.header.parent_hash);
-        if !extends || self.validator.verify_block(&block).is_err() {
-            return false;
+        if self.blocks.last().map(|t| t.hash()) != Some(block.header.parent_hash) {
+            return Err(BlockError::UnknownParent(block.header.parent_hash));
         }
+        self.validator.verify_block(&block)?;
         self.by_hash.insert(hash, self.blocks.len());
         self.blocks.push(block);
-        true
+        Ok(())
+    }
+
+    /// What the node's importer does with a synced block: import it, and on a refusal tell
+    /// `sync` whom to blame (the body's sender alone for a transaction signature, which
+    /// `tx_root` does not cover). Returns the scheduler's actions, `None` if imported.
+    pub(crate) fn import_synced(
+        &mut self,
+        sync: &mut blyan_p2p::SyncScheduler,
+        at: Now,
+        block: Block,
+    ) -> Option<Vec<blyan_p2p::SyncAction>> {
+        let hash = block.hash();
+        match self.try_import(block) {
+            Ok(()) => None,
+            Err(BlockError::BadTxSignature { .. }) => Some(sync.on_body_refused(at, self, &hash)),
+            Err(_) => Some(sync.on_import_failed(at, self, &hash)),
+        }
     }
 
     pub(crate) fn height(&self) -> u64 {
@@ -184,7 +207,7 @@ impl SyncChain for MemChain {
             .verify_signed_header(&header.header, &header.signature, parent, now_ms)
     }
 
-    fn verify_body(&self, block: &Block) -> Result<(), BlockError> {
-        self.validator.verify_block(block)
+    fn check_body(&self, block: &Block) -> Result<(), BlockError> {
+        self.validator.verify_tx_root(block)
     }
 }

@@ -1,6 +1,7 @@
 //! Headers-first sync in simulated time: several fresh nodes sync one honest chain from
-//! honest servers, servers that send bad headers, servers that send bad bodies and servers
-//! that never answer. Every step checks the scheduler's bounds.
+//! honest servers, servers that send bad headers, servers that send bad bodies, servers
+//! that forge transaction signatures (which `tx_root` does not cover) and servers that
+//! never answer. Every step checks the scheduler's bounds.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -21,6 +22,9 @@ enum Behaviour {
     BadHeaders,
     /// Every body carries an extra transaction (its `tx_root` no longer matches).
     BadBodies,
+    /// Bodies match their headers but a transaction signature is forged (`tx_root` does
+    /// not cover signatures): only the importer's verification catches it.
+    ForgedSignatures,
     /// Never answers.
     Silent,
 }
@@ -169,6 +173,17 @@ impl Sim {
                                 }
                             }
                         }
+                        Behaviour::ForgedSignatures => {
+                            for body in &mut bodies {
+                                let mut txs = body.txs.to_vec();
+                                for tx in &mut txs {
+                                    tx.signature = Signature::from_bytes([3; 64]);
+                                }
+                                if let Ok(txs) = BoundedVec::try_new(txs, "txs") {
+                                    body.txs = txs;
+                                }
+                            }
+                        }
                         _ => {}
                     }
                     self.send(t, n, peer, request, Reply::Bodies(bodies));
@@ -177,9 +192,8 @@ impl Sim {
                     for block in blocks {
                         let node = &mut self.nodes[n];
                         assert_eq!(block.height(), node.chain.height() + 1, "imports in order");
-                        let hash = block.hash();
-                        if !node.chain.import(block) {
-                            let more = node.sync.on_import_failed(now(t), &node.chain, &hash);
+                        if let Some(more) = node.chain.import_synced(&mut node.sync, now(t), block)
+                        {
                             self.handle(n, t, more);
                             break;
                         }
@@ -277,6 +291,7 @@ fn nodes_sync_the_honest_chain_despite_liars_and_silent_peers() {
         Behaviour::Honest,
         Behaviour::BadBodies,
         Behaviour::Silent,
+        Behaviour::ForgedSignatures,
         Behaviour::Honest,
     ];
     let mut sim = Sim::new(&honest, &behaviours, 2, 42);
@@ -299,13 +314,16 @@ fn nodes_sync_the_honest_chain_despite_liars_and_silent_peers() {
         match server.behaviour {
             Behaviour::Honest => assert!(faults.is_empty(), "honest peers are not blamed"),
             Behaviour::BadHeaders => assert!(faults.contains(&SyncFault::InvalidHeader)),
-            Behaviour::BadBodies => assert!(faults.contains(&SyncFault::InvalidBody)),
+            Behaviour::BadBodies | Behaviour::ForgedSignatures => {
+                assert!(faults.contains(&SyncFault::InvalidBody));
+                assert!(!faults.contains(&SyncFault::InvalidChain), "{faults:?}");
+            }
             Behaviour::Silent => assert!(faults.contains(&SyncFault::Timeout)),
         }
     }
     assert!(t < 600_000, "synced in {t} ms of simulated time");
     eprintln!(
-        "sync of 160 blocks by 2 nodes from 6 servers (1 bad headers, 1 bad bodies, 1 silent): \
+        "sync of 160 blocks by 2 nodes from 7 servers (bad headers, bad bodies, forged signatures, silent): \
          {t} ms simulated, {} penalties",
         sim.penalties.len()
     );

@@ -68,9 +68,9 @@ impl Harness {
                 SyncAction::Import { blocks } => {
                     for block in blocks {
                         assert_eq!(block.height(), self.chain.height() + 1, "in order");
-                        let hash = block.hash();
-                        if !self.chain.import(block) {
-                            let more = self.sync.on_import_failed(now(self.t), &self.chain, &hash);
+                        if let Some(more) =
+                            self.chain.import_synced(&mut self.sync, now(self.t), block)
+                        {
                             self.apply(more);
                             break;
                         }
