@@ -334,7 +334,16 @@ pub struct DhtCore {
     /// From the last refresh scan: its nearest bucket, and the earliest time one of the
     /// buckets from there out becomes stale (a lower bound: refreshes push times later).
     refresh_check: Option<(usize, Timestamp)>,
+    /// The next tick of the maintenance schedule: passes run on the ticks
+    /// `next_maintenance + n × maintenance_interval`, but only on those where something may
+    /// be due (see [`maintenance_due`](Self::maintenance_due)); the others would change
+    /// nothing and are skipped, so an idle node is not woken every interval.
     next_maintenance: Timestamp,
+    /// Whether the first pass ran (it fixes the schedule's phase: the first poll's time).
+    maintained: bool,
+    /// No stored value expires before this (a lower bound, so no scan of the store is
+    /// needed to know when to expire it): set by each pass, lowered by each store.
+    store_due: Option<Timestamp>,
     /// The last bootstrap's seeds (at most [`MAX_SEEDS`]), asked again while the table is
     /// short.
     seeds: Vec<Seed>,
@@ -366,6 +375,8 @@ impl DhtCore {
             last_refresh: vec![Timestamp::ZERO; KEY_BITS],
             refresh_check: None,
             next_maintenance: Timestamp::ZERO,
+            maintained: false,
+            store_due: None,
             seeds: Vec::new(),
             next_rebootstrap: Timestamp::ZERO,
             config,
@@ -446,8 +457,12 @@ impl DhtCore {
                 }
             }
             DhtRequest::Store { key, value, ttl } => {
+                let expires = now.saturating_add(ttl.min(self.store.config().max_ttl));
                 match self.store.put(now, key, from, value, ttl) {
-                    Ok(_) => Reply::Stored,
+                    Ok(_) => {
+                        self.store_due = Some(self.store_due.map_or(expires, |d| d.min(expires)));
+                        Reply::Stored
+                    }
                     Err(StoreError::ValueTooLarge { .. }) => Reply::Refused(Refusal::ValueTooLarge),
                     Err(StoreError::KeyFull { .. }) => Reply::Refused(Refusal::KeyFull),
                     Err(StoreError::StoreFull { .. }) => Reply::Refused(Refusal::StoreFull),
@@ -697,7 +712,7 @@ impl DhtCore {
         let rpc = self.rpcs.values().map(|o| o.deadline).min();
         let wake = self.queries.values().filter_map(|q| q.wake).min();
         [
-            Some(self.next_maintenance),
+            self.maintenance_tick(),
             rpc,
             wake,
             self.table.poll_timeout(),
@@ -714,9 +729,15 @@ impl DhtCore {
             return Some(action);
         }
         if now >= self.next_maintenance {
-            self.maintain(now);
-            if let Some(action) = self.actions.pop_front() {
-                return Some(action);
+            match self.maintenance_tick() {
+                Some(tick) if now >= tick => {
+                    self.maintain(now);
+                    if let Some(action) = self.actions.pop_front() {
+                        return Some(action);
+                    }
+                }
+                // The ticks up to `now` had nothing due: skip them, keeping the phase.
+                _ => self.next_maintenance = self.tick_after(now),
             }
         }
         if self.rpcs.len() >= self.config.max_outstanding_rpcs {
@@ -1242,12 +1263,76 @@ impl DhtCore {
             .max(Duration::from_secs(1))
     }
 
+    /// The first tick of the maintenance schedule after `now` (at least the next one).
+    fn tick_after(&self, now: Timestamp) -> Timestamp {
+        let interval = self.config.maintenance_interval.as_millis().max(1);
+        let interval = u64::try_from(interval).unwrap_or(u64::MAX);
+        let from = self.next_maintenance.as_millis();
+        let passed = now.as_millis().saturating_sub(from) / interval;
+        Timestamp::from_millis(
+            from.saturating_add(passed.saturating_add(1).saturating_mul(interval)),
+        )
+    }
+
+    /// The first tick of the maintenance schedule at which a pass may have work, or `None`
+    /// if none can until new input: the first pass, or the first tick at or after
+    /// [`maintenance_due`](Self::maintenance_due).
+    fn maintenance_tick(&self) -> Option<Timestamp> {
+        if !self.maintained {
+            return Some(self.next_maintenance);
+        }
+        let due = self.maintenance_due()?;
+        if due <= self.next_maintenance {
+            return Some(self.next_maintenance);
+        }
+        let last_idle = Timestamp::from_millis(due.as_millis().saturating_sub(1));
+        Some(self.tick_after(last_idle))
+    }
+
+    /// A time at or before which a maintenance pass first has work ([`maintain`]'s every
+    /// step, in order): a table ping to expire, a stored value to expire, an own value to
+    /// republish, a re-bootstrap, a bucket refresh. `None`: none until new input (which
+    /// the driver follows with `poll_timeout`). A lower bound is enough: a pass with
+    /// nothing to do changes nothing.
+    ///
+    /// [`maintain`]: Self::maintain
+    fn maintenance_due(&self) -> Option<Timestamp> {
+        let publish = self.own_values.values().map(|v| v.next_publish).min();
+        let rebootstrap = (self.table.len() < self.config.lookup.k
+            && !self.seeds.is_empty()
+            && self.queries.len() < self.config.max_queries / 2
+            && !self
+                .queries
+                .values()
+                .any(|q| matches!(q.kind, Kind::Bootstrap)))
+        .then_some(self.next_rebootstrap);
+        let refresh = self.table.occupied_buckets().next().map(|nearest| {
+            match self.refresh_check {
+                Some((from, due)) if nearest >= from => due,
+                // A nearer bucket since the last scan: scan on the next tick.
+                _ => Timestamp::ZERO,
+            }
+        });
+        [
+            self.table.poll_timeout(),
+            self.store_due,
+            publish,
+            rebootstrap,
+            refresh,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
     fn maintain(&mut self, now: Timestamp) {
         self.next_maintenance = now.saturating_add(self.config.maintenance_interval);
+        self.maintained = true;
         self.table.handle_timeout(now);
         if self.store.next_expiry().is_some_and(|t| t <= now) {
             self.store.expire(now);
         }
+        self.store_due = self.store.next_expiry();
         let due: Vec<Key> = self
             .own_values
             .iter()
@@ -1342,5 +1427,46 @@ mod tests {
                 assert_eq!(core.local_key().distance(&key).bucket_index(), Some(bucket));
             }
         }
+    }
+
+    #[test]
+    fn an_idle_core_sleeps_and_wakes_on_the_maintenance_tick_its_work_is_due() {
+        let mut core = DhtCore::new(PeerId::from_bytes([0x5a; 32]), DhtConfig::default(), 3);
+        let at = |ms| Timestamp::from_millis(ms);
+        // The first pass runs at once and fixes the schedule: ticks at 1 s + n × 10 s.
+        assert_eq!(core.poll_timeout(), Some(at(0)));
+        assert!(core.poll(at(1_000)).is_none());
+        // Nothing can become due without new input: no wake every interval.
+        assert_eq!(core.poll_timeout(), None);
+        assert!(core.poll(at(35_000)).is_none());
+        assert_eq!(core.poll_timeout(), None);
+        // A value stored at 40 s for 25 s expires at 65 s: the pass of the 71 s tick drops
+        // it, as a pass every 10 s would have.
+        let request = DhtRequest::Store {
+            key: Key::from_bytes([7; 32]),
+            value: vec![1, 2, 3],
+            ttl: Duration::from_secs(25),
+        };
+        let from = PeerId::from_bytes([0x11; 32]);
+        let addr = SocketAddr::from(([10, 0, 0, 1], 4000));
+        assert_eq!(
+            core.handle_request(at(40_000), from, addr, request),
+            Reply::Stored
+        );
+        // (The storer became a candidate: its validation ping goes unanswered.)
+        assert!(matches!(
+            core.poll(at(40_000)),
+            Some(Action::SendRequest { .. })
+        ));
+        assert!(core.poll(at(40_000)).is_none());
+        assert_eq!(core.poll_timeout(), Some(at(45_000)));
+        core.handle_timeout(at(45_000));
+        assert!(core.poll(at(45_000)).is_none());
+        assert_eq!(core.poll_timeout(), Some(at(71_000)));
+        assert!(core.poll(at(70_999)).is_none());
+        assert_eq!(core.store().len(), 1);
+        assert!(core.poll(at(71_000)).is_none());
+        assert_eq!(core.store().len(), 0);
+        assert_eq!(core.poll_timeout(), None);
     }
 }

@@ -725,13 +725,15 @@ impl Simulation {
                     return;
                 }
                 let candidates = node.core.candidate_count();
+                let stores = matches!(request, DhtRequest::Store { .. });
                 let reply = node.core.handle_request(now, from_peer, from_addr, request);
                 let response = Response {
                     responder: node.info.clone(),
                     reply,
                 };
-                // Answering changes nothing to drive unless it made a candidate to ping.
-                if node.core.candidate_count() > candidates {
+                // Answering changes nothing to drive unless it made a candidate to ping,
+                // or stored a value (whose expiry the next wake must then include).
+                if stores || node.core.candidate_count() > candidates {
                     self.process(to);
                 }
                 if !self.lost() {
