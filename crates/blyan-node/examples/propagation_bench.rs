@@ -19,6 +19,9 @@
 //!   received (pushes, fetches after an announcement, and any sync of the block).
 //!   Announcements (≈ 90 bytes each) are in those bytes too, so the figure is an upper
 //!   bound; duplicates are copies beyond the first.
+//! - **gossip envelopes alone**: the duplicates the nodes' gossip routers counted
+//!   (`NetworkStatus::gossip`, `GossipStats::duplicates`) in the same window, per node:
+//!   full copies of the block's envelope beyond the first, without sync;
 //! - `blyan_p2p_messages_total{type="block_gossip",status="received"}` over all nodes
 //!   (envelopes and announcements together) from a process-wide recorder.
 //!
@@ -137,6 +140,7 @@ async fn run(global: CountingRecorder) {
     let producer = nodes[0].handle();
     let (mut p99s, mut p50s, mut dups, mut dups_receivers, mut messages) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut routed_dups = Vec::new();
     let mut reached_all = 0;
     for round in 0..rounds {
         // The transactions first, so the block is the only thing gossiped in its window.
@@ -163,6 +167,7 @@ async fn run(global: CountingRecorder) {
             + ((now - chain.genesis.genesis_time_ms) / SLOT_MS + 1) * SLOT_MS;
         tokio::time::sleep(Duration::from_millis(next - now + 20)).await;
         let b0 = bytes_in(&recorders);
+        let routed0 = gossip_duplicates(&nodes).await;
         let gossip0 = global.get(
             "blyan_p2p_messages_total",
             &[("type", "block_gossip"), ("status", "received")],
@@ -199,6 +204,7 @@ async fn run(global: CountingRecorder) {
         }
         tokio::time::sleep(WINDOW.saturating_sub(window.elapsed())).await;
         let b1 = bytes_in(&recorders);
+        let routed = (gossip_duplicates(&nodes).await - routed0) as f64 / count as f64;
         let penalties = global.sum("blyan_peer_penalties_total");
         let gossip1 = global.get(
             "blyan_p2p_messages_total",
@@ -236,8 +242,8 @@ async fn run(global: CountingRecorder) {
         let p50 = median(&delays);
         println!(
             "round {round}: height {height}, envelope {envelope} B, p50 {p50:.1} ms, p99 {p99:.1} ms, \
-             max {:.1} ms, duplicates/node {:.2} (receivers only {dup_receivers:.2}), \
-             block_gossip messages received/node {per_node_messages:.2}, penalties so far {penalties}, \
+             max {:.1} ms, duplicates/node {:.2} (receivers only {dup_receivers:.2}; \
+             gossip envelopes alone {routed:.2}), block_gossip messages received/node {per_node_messages:.2}, penalties so far {penalties}, \
              load {}",
             quantile(&delays, 1.0),
             dup_total / count as f64,
@@ -247,16 +253,18 @@ async fn run(global: CountingRecorder) {
         p50s.push(p50);
         dups.push(dup_total / count as f64);
         dups_receivers.push(dup_receivers);
+        routed_dups.push(routed);
         messages.push(per_node_messages);
     }
     println!(
         "median over {rounds} rounds ({reached_all} reached every node): time to 99 % {:.1} ms \
-         (p50 {:.1} ms); duplicates per node {:.2} (receivers only {:.2}; target <= 2); \
-         block_gossip messages received per node {:.2}",
+         (p50 {:.1} ms); duplicates per node {:.2} (receivers only {:.2}; gossip envelopes \
+         alone {:.2}; target <= 2); block_gossip messages received per node {:.2}",
         median(&p99s),
         median(&p50s),
         median(&dups),
         median(&dups_receivers),
+        median(&routed_dups),
         median(&messages),
     );
     if std::env::var_os("BLYAN_BENCH_DUMP").is_some() {
@@ -294,6 +302,17 @@ fn bytes_in(recorders: &[CountingRecorder]) -> Vec<u64> {
         .iter()
         .map(|r| r.get(BYTES_IN, &[("direction", "inbound")]))
         .collect()
+}
+
+/// Duplicate envelopes the nodes' gossip routers counted (`GossipStats::duplicates`).
+async fn gossip_duplicates(nodes: &[RunningNode]) -> u64 {
+    let mut total = 0;
+    for node in nodes {
+        if let Some(status) = node.handle().network_status().await.unwrap() {
+            total += status.gossip.duplicates;
+        }
+    }
+    total
 }
 
 async fn peer_counts(nodes: &[RunningNode]) -> Vec<usize> {

@@ -1,7 +1,7 @@
 //! Block and transaction gossip as a sans-IO router.
 //!
-//! A node that accepts a new envelope pushes it in full to a few peers (by default
-//! `⌊√n⌋` of its `n` peers) and announces its id to the others; a peer that gets only the
+//! A node that accepts a new envelope pushes it in full to a few peers (by default two,
+//! or `⌊√n⌋` of its `n` peers) and announces its id to the others; a peer that gets only the
 //! announcement fetches the envelope from the announcer (or, if that fails, from the next
 //! one). Nothing is relayed before the driver has checked the payload (a block's header
 //! and signature, a transaction's fields and signature) and said so with
@@ -32,8 +32,12 @@ use crate::rng::SplitMix64;
 pub struct GossipConfig {
     /// The chain id origin signatures are bound to.
     pub chain_id: u32,
-    /// Peers that get a full push of a new message; `None` (default) means `⌊√n⌋` of
-    /// the `n` peers that may lack it, at least 1 (what Ethereum's devp2p does for blocks).
+    /// Peers that get a full push of a new message (the others get an announcement);
+    /// `None` means `⌊√n⌋` of the `n` peers that may lack it, at least 1 (what Ethereum's
+    /// devp2p does for blocks). Default `Some(2)`: each node is pushed to by about as many
+    /// peers as it pushes to, so a node receives about `fanout` full copies; two keeps
+    /// that near one duplicate whatever the peer count (`⌊√n⌋` with 10 peers sends three),
+    /// and a node no push reaches fetches from an announcer.
     pub push_fanout: Option<usize>,
     /// Default 16,384: message ids remembered (about 2 MiB).
     pub seen_capacity: usize,
@@ -64,7 +68,7 @@ impl GossipConfig {
     pub fn new(chain_id: u32) -> Self {
         Self {
             chain_id,
-            push_fanout: None,
+            push_fanout: Some(2),
             seen_capacity: 16_384,
             seen_ttl: Duration::from_secs(180),
             max_held_envelopes: 256,

@@ -20,7 +20,7 @@
 //!   (origin key, nonce, timestamp; `gossip` signature domain, chain id bound). Each is
 //!   checked once (seen-cache), signature then replay window, handed to the driver to
 //!   validate ([`check_gossip_block`], then the signatures, for blocks), and only then pushed in full to
-//!   `⌊√n⌋` peers and announced to the rest, who fetch it on demand.
+//!   two peers (or `⌊√n⌋`) and announced to the rest, who fetch it on demand.
 //!
 //! - [`Network`] (feature `service`, default): the tokio driver. One task owns the three
 //!   cores and the `SecurityManager`, shares one QUIC endpoint with the DHT, and routes

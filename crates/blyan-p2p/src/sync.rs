@@ -51,6 +51,11 @@ pub struct SyncConfig {
     pub max_peers: usize,
     /// Default 128: most blocks in one [`SyncAction::Import`].
     pub import_batch: usize,
+    /// Default 2 s: when gossip shows a peer has just the next block
+    /// ([`SyncScheduler::note_height`] one above what we hold), sync leaves it to gossip
+    /// for this long before fetching it, so a new block does not arrive twice (pushed or
+    /// fetched by gossip, and again by sync). A larger gap is fetched at once.
+    pub gossip_grace: Duration,
 }
 
 impl Default for SyncConfig {
@@ -65,6 +70,7 @@ impl Default for SyncConfig {
             peer_cooldown: Duration::from_secs(30),
             max_peers: 128,
             import_batch: 128,
+            gossip_grace: Duration::from_secs(2),
         }
     }
 }
@@ -184,6 +190,9 @@ impl SyncProgress {
 #[derive(Clone, Debug)]
 struct SyncPeer {
     best_height: u64,
+    /// A height gossip showed one above ours, and since when: it becomes `best_height`
+    /// after `gossip_grace` unless gossip delivered the block first.
+    noted: Option<(u64, Duration)>,
     in_flight: usize,
     cooldown_until: Duration,
     used: bool,
@@ -295,6 +304,7 @@ impl SyncScheduler {
                 peer,
                 SyncPeer {
                     best_height: status.best_height,
+                    noted: None,
                     in_flight: 0,
                     cooldown_until: Duration::ZERO,
                     used: false,
@@ -306,7 +316,9 @@ impl SyncScheduler {
 
     /// `peer` showed it has a block at `height` (a gossip announcement or push): raises
     /// its known height, so a node that fell behind starts syncing without waiting for the
-    /// next status exchange. Unknown peers are ignored (their status comes first).
+    /// next status exchange. Just the next block (one above what we hold) is left to
+    /// gossip for `gossip_grace` first. Unknown peers are ignored (their status comes
+    /// first).
     pub fn note_height(
         &mut self,
         now: Now,
@@ -314,10 +326,39 @@ impl SyncScheduler {
         peer: &PeerId,
         height: u64,
     ) -> Vec<SyncAction> {
-        if let Some(p) = self.peers.get_mut(peer) {
-            p.best_height = p.best_height.max(height);
+        let next = self.tail_height(chain).saturating_add(1);
+        let grace = !self.config.gossip_grace.is_zero();
+        if let Some(p) = self.peers.get_mut(peer)
+            && height > p.best_height
+        {
+            if height <= next && grace {
+                let since = p.noted.map_or(now.monotonic(), |(_, since)| since);
+                let noted = p.noted.map_or(height, |(h, _)| h.max(height));
+                p.noted = Some((noted, since));
+            } else {
+                p.best_height = height;
+                p.noted = None;
+            }
         }
         self.schedule(now, chain)
+    }
+
+    /// Turns noted heights whose grace is over into known heights; forgets those gossip
+    /// delivered meanwhile.
+    fn promote_noted(&mut self, now: Now, chain: &impl SyncChain) {
+        let local = chain.best().0;
+        let grace = self.config.gossip_grace;
+        for p in self.peers.values_mut() {
+            let Some((height, since)) = p.noted else {
+                continue;
+            };
+            if height <= local {
+                p.noted = None;
+            } else if now.monotonic().saturating_sub(since) >= grace {
+                p.best_height = p.best_height.max(height);
+                p.noted = None;
+            }
+        }
     }
 
     /// The peer disconnected: its requests go to others, without penalty.
@@ -746,6 +787,18 @@ impl SyncScheduler {
 
     fn schedule(&mut self, now: Now, chain: &impl SyncChain) -> Vec<SyncAction> {
         let mut actions = Vec::new();
+        self.promote_noted(now, chain);
+        // Nothing held and the chain has reached the last block we handed out (or passed
+        // it through gossip): continue from the chain's own tip, not from the old anchor,
+        // so blocks gossip delivered are not fetched again.
+        if self.held.is_empty()
+            && self
+                .anchor
+                .as_ref()
+                .is_some_and(|a| a.header.height <= chain.best().0)
+        {
+            self.anchor = None;
+        }
         self.emit_imports(&mut actions);
         self.schedule_headers(now, chain, &mut actions);
         self.schedule_bodies(now, chain, &mut actions);

@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::chain::SyncChain;
-use crate::gossip::{GossipConfig, Validation};
+use crate::gossip::{GossipConfig, GossipStats, Validation};
 use crate::message::Status;
 use crate::peer_set::PeerSetConfig;
 use crate::sync::{SyncConfig, SyncProgress};
@@ -206,6 +206,8 @@ pub struct NetworkStatus {
     pub banned: usize,
     /// Nodes in the DHT routing table.
     pub dht_nodes: usize,
+    /// Gossip counters since start (first copies, duplicates, pushes, fetches...).
+    pub gossip: GossipStats,
 }
 
 enum Command {

@@ -343,6 +343,7 @@ impl<H: ChainHost> Task<H> {
             sync,
             banned: self.security().bans().banned_peers(now.monotonic()).count(),
             dht_nodes: 0,
+            gossip: self.gossip.stats(),
         }
     }
 

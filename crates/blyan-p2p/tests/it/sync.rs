@@ -448,6 +448,57 @@ fn a_gossiped_height_starts_sync_without_a_status_refresh() {
 }
 
 #[test]
+fn the_next_block_is_left_to_gossip_for_the_grace_period() {
+    let honest = build_chain(22, 0);
+    let mut sim = Sim::new(
+        &honest[..=20],
+        &[Behaviour::Honest, Behaviour::Honest],
+        1,
+        5,
+    );
+    sim.announce_servers(0);
+    let t = sim.run(0, 20, 100_000);
+    for server in &mut sim.servers {
+        for block in &honest[21..] {
+            assert!(server.chain.import(block.clone()));
+        }
+    }
+    let grace = config().gossip_grace.as_millis() as u64;
+    let (a, b) = (sim.servers[0].id, sim.servers[1].id);
+    let node = &mut sim.nodes[0];
+
+    // Block 21 is announced: gossip is bringing it, sync waits.
+    assert!(
+        node.sync
+            .note_height(now(t), &node.chain, &a, 21)
+            .is_empty()
+    );
+    assert!(node.sync.poll(now(t + grace / 2), &node.chain).is_empty());
+    // Gossip delivers it before the grace is over: sync never fetches it.
+    assert!(node.chain.import(honest[21].clone()));
+    assert!(node.sync.poll(now(t + grace), &node.chain).is_empty());
+    assert_eq!(node.sync.progress(&node.chain).target_height, 21);
+
+    // Block 22 is announced but gossip fails to deliver it: sync fetches it after the
+    // grace, from the peer that announced it.
+    let t = t + grace;
+    assert!(
+        node.sync
+            .note_height(now(t), &node.chain, &b, 22)
+            .is_empty()
+    );
+    assert!(node.sync.poll(now(t + grace - 1), &node.chain).is_empty());
+    let actions = node.sync.poll(now(t + grace), &node.chain);
+    assert!(
+        matches!(actions.as_slice(), [SyncAction::RequestHeaders { peer, .. }] if *peer == b),
+        "{actions:?}"
+    );
+    sim.handle(0, t + grace, actions);
+    sim.run(t + grace, 22, t + 100_000);
+    assert_eq!(sim.nodes[0].chain.blocks(), &honest[..]);
+}
+
+#[test]
 fn a_slow_importer_holds_fetching_to_the_body_window() {
     let honest = build_chain(200, 0);
     let server = MemChain::new(honest.clone());
