@@ -19,8 +19,9 @@
 //! - [`GossipRouter`]: new blocks and transactions travel in signed [`GossipEnvelope`]s
 //!   (origin key, nonce, timestamp; `gossip` signature domain, chain id bound). Each is
 //!   checked once (seen-cache), signature then replay window, handed to the driver to
-//!   validate ([`check_gossip_block`], then the signatures, for blocks), and only then pushed in full to
-//!   two peers (or `⌊√n⌋`) and announced to the rest, who fetch it on demand.
+//!   validate ([`check_gossip_block`], then the signatures, for blocks), and only then
+//!   pushed in full to one peer (or more, or `⌊√n⌋`) and announced to the rest, who fetch it on
+//!   demand. Sync leaves the next block to gossip for a grace period, so it arrives once.
 //!
 //! - [`Network`] (feature `service`, default): the tokio driver. One task owns the three
 //!   cores and the `SecurityManager`, shares one QUIC endpoint with the DHT, and routes

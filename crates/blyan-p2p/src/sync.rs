@@ -52,7 +52,8 @@ pub struct SyncConfig {
     /// Default 128: most blocks in one [`SyncAction::Import`].
     pub import_batch: usize,
     /// Default 2 s: when gossip shows a peer has just the next block
-    /// ([`SyncScheduler::note_height`] one above what we hold), sync leaves it to gossip
+    /// ([`SyncScheduler::note_height`] one above what we hold, or a status refresh showing
+    /// just that block), sync leaves it to gossip
     /// for this long before fetching it, so a new block does not arrive twice (pushed or
     /// fetched by gossip, and again by sync). A larger gap is fetched at once.
     pub gossip_grace: Duration,
@@ -289,7 +290,8 @@ impl SyncScheduler {
         &self.config
     }
 
-    /// A peer's (new) status, from the handshake or a later refresh.
+    /// A peer's (new) status, from the handshake or a later refresh. A refresh that
+    /// shows just the next block waits `gossip_grace`, like [`Self::note_height`].
     pub fn on_status(
         &mut self,
         now: Now,
@@ -297,8 +299,17 @@ impl SyncScheduler {
         peer: PeerId,
         status: &Status,
     ) -> Vec<SyncAction> {
+        let next = self.tail_height(chain).saturating_add(1);
+        let grace = !self.config.gossip_grace.is_zero();
         if let Some(known) = self.peers.get_mut(&peer) {
-            known.best_height = status.best_height;
+            if grace && status.best_height == next && status.best_height > known.best_height {
+                // A status refresh that lands between the peer's import of a new block
+                // and ours: gossip is delivering that block; wait as for an announcement.
+                let since = known.noted.map_or(now.monotonic(), |(_, since)| since);
+                known.noted = Some((status.best_height, since));
+            } else {
+                known.best_height = status.best_height;
+            }
         } else if self.peers.len() < self.config.max_peers {
             self.peers.insert(
                 peer,

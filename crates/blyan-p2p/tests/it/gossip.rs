@@ -282,9 +282,9 @@ fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() -> Res
             )
         })
         .count();
-    // 8 peers may lack it (not the sender): ⌊√8⌋ = 2 pushes, 6 announcements.
+    // 8 peers may lack it (not the sender): 1 push (the default fanout), 7 announcements.
     assert_eq!(relay.len(), 8);
-    assert_eq!(pushes, 2);
+    assert_eq!(pushes, 1);
     assert!(
         relay
             .iter()
@@ -294,6 +294,41 @@ fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() -> Res
         router.validated(id, Validation::Accept).is_empty(),
         "relayed once"
     );
+    Ok(())
+}
+
+#[test]
+fn the_square_root_fanout_pushes_to_floor_sqrt_n_peers() -> Result<(), MessageError> {
+    let key = KeyPair::from_seed(&[1; 32]);
+    let mut router = GossipRouter::new(GossipConfig {
+        push_fanout: None,
+        ..GossipConfig::new(CHAIN_ID)
+    });
+    for i in 1..=17 {
+        router.add_peer(peer(i));
+    }
+    let t = now(0);
+    let envelope = signed(&key, 1, t.unix_ms())?;
+    let actions = router.on_message(t, peer(1), GossipMessage::Envelope(Box::new(envelope)));
+    let Some(GossipAction::Deliver { id, .. }) = actions.first() else {
+        panic!("expected a delivery, got {actions:?}");
+    };
+    let relay = router.validated(id, Validation::Accept);
+    let pushes = relay
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                GossipAction::Send {
+                    message: GossipMessage::Envelope(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    // 16 peers may lack it: ⌊√16⌋ = 4 pushes, 12 announcements.
+    assert_eq!(relay.len(), 16);
+    assert_eq!(pushes, 4);
     Ok(())
 }
 

@@ -479,18 +479,26 @@ fn the_next_block_is_left_to_gossip_for_the_grace_period() {
     assert!(node.sync.poll(now(t + grace), &node.chain).is_empty());
     assert_eq!(node.sync.progress(&node.chain).target_height, 21);
 
-    // Block 22 is announced but gossip fails to deliver it: sync fetches it after the
-    // grace, from the peer that announced it.
+    // Block 22 is announced, and a's status refresh shows it too, but gossip fails to
+    // deliver it: sync fetches it after the grace, from a peer that has it.
     let t = t + grace;
     assert!(
         node.sync
             .note_height(now(t), &node.chain, &b, 22)
             .is_empty()
     );
+    let status = sim.servers[0].chain.status();
+    assert_eq!(status.best_height, 22);
+    let node = &mut sim.nodes[0];
+    assert!(
+        node.sync
+            .on_status(now(t), &node.chain, a, &status)
+            .is_empty()
+    );
     assert!(node.sync.poll(now(t + grace - 1), &node.chain).is_empty());
     let actions = node.sync.poll(now(t + grace), &node.chain);
     assert!(
-        matches!(actions.as_slice(), [SyncAction::RequestHeaders { peer, .. }] if *peer == b),
+        matches!(actions.as_slice(), [SyncAction::RequestHeaders { peer, .. }] if *peer == a || *peer == b),
         "{actions:?}"
     );
     sim.handle(0, t + grace, actions);
