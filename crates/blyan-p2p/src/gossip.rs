@@ -131,6 +131,10 @@ pub enum GossipAction {
         from: PeerId,
         /// The message id.
         id: Hash,
+        /// The announcement said it is a block (a large answer: the driver paces block
+        /// fetches like sync requests; transaction fetches answer our peer's own
+        /// announcement and go at once).
+        is_block: bool,
     },
     /// Check this new payload (block: header and signature, at least; transaction: fields
     /// and signature) and hand it to the chain or pool; then call
@@ -194,6 +198,7 @@ struct Fetch {
     peer: PeerId,
     deadline: Duration,
     alternates: Vec<PeerId>,
+    is_block: bool,
 }
 
 /// The gossip router for one node.
@@ -273,24 +278,36 @@ impl GossipRouter {
         self.seen.get(id).map(|s| s.duplicates)
     }
 
+    /// Whether `peer` is known to have heard of `id`: it sent or announced it to us, or we
+    /// pushed or announced it to them (as far as the bounded list per message recalls).
+    pub fn knows(&self, id: &Hash, peer: &PeerId) -> bool {
+        self.seen.get(id).is_some_and(|s| s.known.contains(peer))
+    }
+
     /// The envelope `id`, to answer a peer's `GetGossip`, while it is kept.
     pub fn envelope(&self, id: &Hash) -> Option<&GossipEnvelope> {
         self.seen.get(id)?.envelope.as_ref()
     }
 
-    /// Creates, signs and spreads a new message of ours. The nonce is the larger of the
-    /// last one plus one and the wall clock in microseconds, so it increases across
-    /// restarts as the replay guard requires.
+    /// Creates, signs and spreads a new message of ours. The first nonce is the wall
+    /// clock in microseconds, so nonces increase across restarts as the replay guard
+    /// requires; after it they count up by one. Consecutive messages thus have
+    /// consecutive nonces and a receiver's replay window (the 256 nonces below the
+    /// highest) holds our last 256 messages however fast we published them: with a
+    /// clock-based nonce per message, a burst spread over a few milliseconds spanned
+    /// thousands of nonces, and a copy arriving out of order was refused as too old and
+    /// its relay penalized.
     pub fn publish(
         &mut self,
         now: Now,
         key: &KeyPair,
         payload: GossipPayload,
     ) -> Result<Vec<GossipAction>, MessageError> {
-        let nonce = now
-            .unix_ms()
-            .saturating_mul(1_000)
-            .max(self.last_nonce.saturating_add(1));
+        let nonce = if self.last_nonce == 0 {
+            now.unix_ms().saturating_mul(1_000).max(1)
+        } else {
+            self.last_nonce.saturating_add(1)
+        };
         self.last_nonce = nonce;
         let envelope =
             GossipEnvelope::sign(key, self.config.chain_id, nonce, now.unix_ms(), payload)?;
@@ -335,11 +352,13 @@ impl GossipRouter {
                 peer: from,
                 deadline: now.monotonic().saturating_add(self.config.fetch_timeout),
                 alternates: Vec::new(),
+                is_block: announce.is_block,
             },
         );
         vec![GossipAction::Fetch {
             from,
             id: announce.id,
+            is_block: announce.is_block,
         }]
     }
 
@@ -437,7 +456,11 @@ impl GossipRouter {
         let next = fetch.alternates.remove(0);
         fetch.peer = next;
         fetch.deadline = now.monotonic().saturating_add(self.config.fetch_timeout);
-        actions.push(GossipAction::Fetch { from: next, id });
+        actions.push(GossipAction::Fetch {
+            from: next,
+            id,
+            is_block: fetch.is_block,
+        });
         actions
     }
 

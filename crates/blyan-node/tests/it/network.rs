@@ -325,3 +325,78 @@ async fn a_node_started_late_syncs_two_thousand_blocks_then_follows_the_tip() {
     late.shutdown().await.unwrap();
     seed.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_transactions_spreads_without_peers_penalizing_each_other() {
+    let net = TestNet::new(1, 1_000);
+    let seed = net
+        .start("v0", &net.validators[0], Role::Validator, &[])
+        .await;
+    let boot = vec![bootstrap_entry(&seed)];
+    let mut nodes = vec![seed];
+    for i in 0..3 {
+        let key = KeyPair::from_seed(&[210 + i as u8; 32]);
+        nodes.push(net.start(&format!("f{i}"), &key, Role::Full, &boot).await);
+    }
+    poll("a full mesh", Duration::from_secs(60), || async {
+        for node in &nodes {
+            if status(node).await.peers < 3 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
+    // 64 transfers (the mempool's nonce window) at once into one full node: each is
+    // announced to its peers, who fetch it; the validator includes them all. Before
+    // solicited fetches were charged as control messages, the fetches of such a burst
+    // overran the announcer's budget (64 x 10 units against a burst of 400) and honest
+    // peers penalized and banned each other.
+    let recipient = KeyPair::from_seed(&[11; 32]).address();
+    let client = nodes[3].handle();
+    for nonce in 0..64 {
+        let tx = Transaction {
+            chain_id: CHAIN_ID,
+            from: net.user.public_key(),
+            to: recipient,
+            amount: 1,
+            fee: 1,
+            nonce,
+            data: vec![],
+        }
+        .sign(&net.user);
+        client.submit_tx(tx).await.unwrap();
+    }
+    poll(
+        "all 64 transfers on every node",
+        Duration::from_secs(90),
+        || async {
+            for node in &nodes {
+                let at_tip = node.handle().account(recipient, false).await.unwrap();
+                if at_tip.account.balance != 64 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for node in &nodes {
+        let network = node.handle().network_status().await.unwrap().unwrap();
+        assert_eq!(network.banned, 0, "{}", node.handle().info().name);
+        assert_eq!(network.peers, 3, "{}", node.handle().info().name);
+        for peer in node.handle().peers().await.unwrap() {
+            assert!(
+                peer.score >= 0.0,
+                "{} penalized {}: {}",
+                node.handle().info().name,
+                peer.peer_id,
+                peer.score
+            );
+        }
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

@@ -1,6 +1,6 @@
 //! The protocol router: one reader per connection, and the answers to sync requests.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use blyan_crypto::{Hash, PeerId};
@@ -13,7 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use super::ChainHost;
 use crate::chain::{SyncChain, serve_bodies, serve_headers};
 use crate::message::{
-    GOSSIP_PROTOCOL, GossipEnvelope, SYNC_PROTOCOL, Status, SyncRequest, SyncResponse,
+    GOSSIP_PROTOCOL, GossipEnvelope, GossipPayload, SYNC_PROTOCOL, Status, SyncRequest,
+    SyncResponse,
 };
 
 /// What readers and request tasks tell the network task.
@@ -34,10 +35,12 @@ pub(super) enum Event {
         theirs: Status,
         reply: oneshot::Sender<Option<Status>>,
     },
-    /// A peer asked for a gossip envelope we may hold.
+    /// A peer asked for a gossip envelope we may hold. The reply says whether we
+    /// announced it to that peer (a solicited fetch).
     GetGossip {
+        peer: PeerId,
         id: Hash,
-        reply: oneshot::Sender<Option<GossipEnvelope>>,
+        reply: oneshot::Sender<(Option<GossipEnvelope>, bool)>,
     },
     /// A peer misbehaved while we served it.
     Penalty { peer: PeerId, event: PeerEvent },
@@ -139,46 +142,21 @@ async fn serve_request<H: ChainHost>(
         }
         return;
     }
+    if let SyncRequest::GetGossip { id } = decoded {
+        serve_gossip_fetch(&serving, peer, ip, id, request).await;
+        return;
+    }
     let kind = match decoded {
         SyncRequest::Ping { .. } => MessageKind::Control,
         _ => MessageKind::SyncRequest,
     };
-    let meta = MessageMeta::direct(kind, request.message().len());
-    let checked = serving
-        .security
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .check_message(serving.clock.now(), &peer, ip, &meta);
-    if let Err(reject) = checked {
-        super::task::count_rejection(reject);
-        request.reject(ResetCode::Refused);
-        if matches!(reject, Reject::RateLimited { .. } | Reject::MessageTooLarge) {
-            blyan_ops::metrics_collector::record_message(
-                blyan_ops::MessageType::BlockRequest,
-                blyan_ops::MessageStatus::RateLimited,
-            );
-            penalize(&serving, peer, PeerEvent::RateLimited).await;
-        }
+    let Some(request) = admit(&serving, peer, ip, kind, request).await else {
         return;
-    }
+    };
     let response = match decoded {
         SyncRequest::Ping { nonce } => Some(SyncResponse::Pong { nonce }),
-        SyncRequest::GetGossip { id } => {
-            let (reply, answer) = oneshot::channel();
-            if serving
-                .events
-                .send(Event::GetGossip { id, reply })
-                .await
-                .is_err()
-            {
-                None
-            } else {
-                answer
-                    .await
-                    .ok()
-                    .map(|found| SyncResponse::Gossip(found.map(Box::new)))
-            }
-        }
+        // Answered above; kept for an exhaustive match.
+        SyncRequest::GetGossip { .. } => None,
         SyncRequest::GetHeaders { locator, max } => {
             read_chain(&serving, move |chain| {
                 SyncResponse::Headers(serve_headers(chain, &locator, max))
@@ -213,6 +191,82 @@ async fn serve_request<H: ChainHost>(
 }
 
 /// Tells the network task to charge `event` to `peer`.
+/// Charges `request` to the peer's and the IP's budgets as a message of `kind` and
+/// hands it back; over budget, refuses it (and penalizes the peer for a rate-limit or
+/// size violation).
+async fn admit<H>(
+    serving: &Serving<H>,
+    peer: PeerId,
+    ip: IpAddr,
+    kind: MessageKind,
+    request: InboundRequest,
+) -> Option<InboundRequest> {
+    let meta = MessageMeta::direct(kind, request.message().len());
+    let checked = serving
+        .security
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .check_message(serving.clock.now(), &peer, ip, &meta);
+    let Err(reject) = checked else {
+        return Some(request);
+    };
+    super::task::count_rejection(reject);
+    request.reject(ResetCode::Refused);
+    if matches!(reject, Reject::RateLimited { .. } | Reject::MessageTooLarge) {
+        blyan_ops::metrics_collector::record_message(
+            blyan_ops::MessageType::BlockRequest,
+            blyan_ops::MessageStatus::RateLimited,
+        );
+        penalize(serving, peer, PeerEvent::RateLimited).await;
+    }
+    None
+}
+
+/// Answers a `GetGossip`. A fetch of a transaction we announced to this peer is what our
+/// own announcement asked for, and answered from memory: it costs a control message. Any
+/// other fetch (a block envelope, which may be a megabyte to upload, or an id we never
+/// announced to it) costs a sync request. Without this, a burst of transactions
+/// announced to a peer made its honest fetches overrun our budget for it, and the peers
+/// penalized and banned each other.
+async fn serve_gossip_fetch<H>(
+    serving: &Serving<H>,
+    peer: PeerId,
+    ip: IpAddr,
+    id: Hash,
+    request: InboundRequest,
+) {
+    let (reply, answer) = oneshot::channel();
+    let asked = serving
+        .events
+        .send(Event::GetGossip { peer, id, reply })
+        .await;
+    let (envelope, announced) = match (asked, answer.await) {
+        (Ok(()), Ok(found)) => found,
+        _ => {
+            request.reject(ResetCode::Refused);
+            return;
+        }
+    };
+    let small = envelope
+        .as_ref()
+        .is_some_and(|e| matches!(e.payload, GossipPayload::Tx(_)));
+    let kind = if announced && small {
+        MessageKind::Control
+    } else {
+        MessageKind::SyncRequest
+    };
+    let Some(request) = admit(serving, peer, ip, kind, request).await else {
+        return;
+    };
+    blyan_ops::metrics_collector::record_message(
+        blyan_ops::MessageType::BlockResponse,
+        blyan_ops::MessageStatus::Sent,
+    );
+    let _ = request
+        .respond(&SyncResponse::Gossip(envelope.map(Box::new)))
+        .await;
+}
+
 async fn penalize<H>(serving: &Serving<H>, peer: PeerId, event: PeerEvent) {
     let _ = serving.events.send(Event::Penalty { peer, event }).await;
 }

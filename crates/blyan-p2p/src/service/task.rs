@@ -433,8 +433,9 @@ impl<H: ChainHost> Task<H> {
                 let answer = self.on_inbound_status(peer, connection, serial, theirs);
                 let _ = reply.send(answer);
             }
-            Event::GetGossip { id, reply } => {
-                let _ = reply.send(self.gossip.envelope(&id).cloned());
+            Event::GetGossip { peer, id, reply } => {
+                let envelope = self.gossip.envelope(&id).cloned();
+                let _ = reply.send((envelope, self.gossip.knows(&id, &peer)));
             }
             Event::Penalty { peer, event } => self.report(peer, event),
             Event::Task(done) => self.on_done(*done),
@@ -829,6 +830,31 @@ impl<H: ChainHost> Task<H> {
         });
     }
 
+    /// A gossip fetch: a block fetch is paced like a sync request (it may be a megabyte
+    /// to upload); a transaction fetch answers the peer's own announcement, costs it a
+    /// control message, and goes at once, so a burst of transactions is not held back
+    /// (and timed out) behind the pacing.
+    fn gossip_fetch(
+        &mut self,
+        peer: PeerId,
+        asked: SyncRequest,
+        is_block: bool,
+        done: impl FnOnce(Option<SyncResponse>) -> Done + Send + 'static,
+    ) {
+        if is_block {
+            self.paced_request(peer, asked, done);
+            return;
+        }
+        let connection = self.connection(&peer);
+        self.spawn_done(async move {
+            let answer = match connection {
+                Some(c) => request(&c, asked).await,
+                None => None,
+            };
+            done(answer)
+        });
+    }
+
     fn connection(&self, peer: &PeerId) -> Option<Connection> {
         self.conns.get(peer).map(|p| p.connection.clone())
     }
@@ -910,16 +936,15 @@ impl<H: ChainHost> Task<H> {
                         }
                     });
                 }
-                GossipAction::Fetch { from, id } => {
-                    self.paced_request(from, SyncRequest::GetGossip { id }, move |answer| {
-                        Done::Fetched {
-                            peer: from,
-                            id,
-                            envelope: match answer {
-                                Some(SyncResponse::Gossip(e)) => e,
-                                _ => None,
-                            },
-                        }
+                GossipAction::Fetch { from, id, is_block } => {
+                    let asked = SyncRequest::GetGossip { id };
+                    self.gossip_fetch(from, asked, is_block, move |answer| Done::Fetched {
+                        peer: from,
+                        id,
+                        envelope: match answer {
+                            Some(SyncResponse::Gossip(e)) => e,
+                            _ => None,
+                        },
                     });
                 }
                 GossipAction::Deliver { id, envelope, .. } => self.deliver(id, *envelope),

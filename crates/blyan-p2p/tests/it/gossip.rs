@@ -113,7 +113,7 @@ impl Net {
                         },
                     );
                 }
-                GossipAction::Fetch { from, id } => {
+                GossipAction::Fetch { from, id, .. } => {
                     let server = self.index(&from);
                     self.schedule(
                         t,
@@ -298,6 +298,48 @@ fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() -> Res
 }
 
 #[test]
+fn a_burst_published_over_many_milliseconds_is_accepted_in_any_order() {
+    let key = KeyPair::from_seed(&[4; 32]);
+    let mut origin = router_with_peers(2);
+    let mut envelopes = Vec::new();
+    for i in 0..200u64 {
+        // One message every 3 ms: a clock-based nonce would span 600,000 values.
+        let actions = origin.publish(now(i * 3), &key, tx_payload(i)).unwrap();
+        let Some(GossipAction::Send {
+            message: GossipMessage::Envelope(envelope),
+            ..
+        }) = actions.iter().find(|a| {
+            matches!(
+                a,
+                GossipAction::Send {
+                    message: GossipMessage::Envelope(_),
+                    ..
+                }
+            )
+        })
+        else {
+            panic!("no push in {actions:?}");
+        };
+        envelopes.push(envelope.as_ref().clone());
+    }
+    let nonces: Vec<u64> = envelopes.iter().map(|e| e.nonce).collect();
+    assert!(
+        nonces.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive nonces"
+    );
+
+    let mut receiver = router_with_peers(3);
+    let at = now(1_000);
+    for envelope in envelopes.into_iter().rev() {
+        let actions = receiver.on_message(at, peer(1), GossipMessage::Envelope(Box::new(envelope)));
+        assert!(
+            matches!(actions.as_slice(), [GossipAction::Deliver { .. }]),
+            "{actions:?}"
+        );
+    }
+}
+
+#[test]
 fn the_square_root_fanout_pushes_to_floor_sqrt_n_peers() -> Result<(), MessageError> {
     let key = KeyPair::from_seed(&[1; 32]);
     let mut router = GossipRouter::new(GossipConfig {
@@ -397,7 +439,14 @@ fn a_failed_fetch_goes_to_the_next_announcer() -> Result<(), MessageError> {
     };
     let mut router = router_with_peers(3);
     let first = router.on_message(t, peer(1), GossipMessage::Announce(announce));
-    assert_eq!(first, vec![GossipAction::Fetch { from: peer(1), id }]);
+    assert_eq!(
+        first,
+        vec![GossipAction::Fetch {
+            from: peer(1),
+            id,
+            is_block: false
+        }]
+    );
     assert!(
         router
             .on_message(t, peer(2), GossipMessage::Announce(announce))
@@ -415,7 +464,11 @@ fn a_failed_fetch_goes_to_the_next_announcer() -> Result<(), MessageError> {
                 event: PeerEvent::Timeout,
                 fault: GossipFault::Timeout,
             },
-            GossipAction::Fetch { from: peer(2), id },
+            GossipAction::Fetch {
+                from: peer(2),
+                id,
+                is_block: false
+            },
         ]
     );
     // A late answer from peer 1 is ignored; peer 2's answer is delivered.
@@ -454,7 +507,8 @@ fn a_disconnected_announcer_is_not_blamed_for_its_fetch() -> Result<(), MessageE
         router.poll(now(1)),
         vec![GossipAction::Fetch {
             from: peer(2),
-            id: announce.id
+            id: announce.id,
+            is_block: announce.is_block
         }]
     );
     Ok(())
