@@ -450,15 +450,17 @@ impl RoutingTable {
     /// nodes per subnet: what we answer a FIND_NODE with, and what seeds a lookup.
     pub fn closest_peers_diverse(&self, target: &Key, n: usize) -> Vec<NodeInfo> {
         let max = self.config.max_per_subnet_bucket;
-        let mut out = Vec::with_capacity(n);
         let mut counts = SubnetCounts::new();
-        // (first 64 bits of the distance, position in the bucket), and the positions chosen.
+        // (first 64 bits of the distance, position in the bucket), and the entries chosen.
         let mut group: Vec<(u64, usize)> = Vec::with_capacity(self.config.k);
-        let mut chosen: Vec<usize> = Vec::with_capacity(self.config.k);
+        let mut chosen: Vec<&Entry> = Vec::with_capacity(n);
         let head = prefix64(target.as_bytes());
-        self.touch_closest(target, n);
+        // The table is mostly out of the cache when a request arrives. Three passes, each
+        // a loop of independent loads whose misses overlap: the tags of the buckets the
+        // answer draws from; the choice, from the tags alone; the chosen entries.
+        self.touch_tags(target, n);
         for index in self.buckets_by_distance(target) {
-            if out.len() == n {
+            if chosen.len() == n {
                 break;
             }
             let Some(bucket) = self.bucket_at(index) else {
@@ -479,34 +481,30 @@ impl RoutingTable {
                     d(i).cmp(&d(j))
                 })
             });
-            // Choose from the tags alone, then copy the chosen entries in one tight loop,
-            // so that their cache misses overlap instead of waiting on each other.
-            chosen.clear();
             for (_, at) in &group {
-                if out.len() + chosen.len() == n {
+                if chosen.len() == n {
                     break;
                 }
                 if let Some(tag) = bucket.tags.get(*at)
                     && counts.admit(tag.subnet, max)
+                    && let Some(entry) = bucket.entries.get(*at)
                 {
-                    chosen.push(*at);
+                    chosen.push(entry);
                 }
             }
-            out.extend(
-                chosen
-                    .iter()
-                    .filter_map(|at| bucket.entries.get(*at))
-                    .map(|e| e.node.clone()),
-            );
         }
-        out
+        // An entry spans two cache lines: read a word of each before copying any.
+        let touched = chosen.iter().fold(0u64, |acc, e| {
+            acc ^ prefix64(e.node.peer_id().as_bytes()) ^ e.last_seen.as_millis()
+        });
+        std::hint::black_box(touched);
+        chosen.into_iter().map(|e| e.node.clone()).collect()
     }
 
-    /// Reads every tag and entry of the buckets an answer of `n` nodes closest to `target`
-    /// draws from, in loops of independent loads: the table is mostly out of the cache
-    /// when a request arrives, and its misses then overlap (across buckets too) instead
-    /// of each waiting on the one before, as the sort and copy that follow would.
-    fn touch_closest(&self, target: &Key, n: usize) {
+    /// Reads the tags of the buckets an answer of `n` nodes closest to `target` draws
+    /// from, in one loop of independent loads (see
+    /// [`closest_peers_diverse`](Self::closest_peers_diverse)).
+    fn touch_tags(&self, target: &Key, n: usize) {
         let mut planned = 0;
         let mut touched = 0u64;
         for index in self.buckets_by_distance(target) {
@@ -517,11 +515,7 @@ impl RoutingTable {
                 continue;
             };
             touched ^= bucket.tags.iter().fold(0, |acc, t| acc ^ t.head);
-            touched ^= bucket
-                .entries
-                .iter()
-                .fold(0, |acc, e| acc ^ e.last_seen.as_millis());
-            planned += bucket.entries.len();
+            planned += bucket.tags.len();
         }
         std::hint::black_box(touched);
     }
