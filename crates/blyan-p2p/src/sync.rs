@@ -612,11 +612,7 @@ impl SyncScheduler {
                 self.fault(now, &mut actions, body_from, SyncFault::InvalidChain);
             }
         }
-        self.truncate_held(0);
-        self.anchor = None;
-        self.recent_sources.clear();
-        actions.extend(self.schedule(now, chain));
-        actions
+        self.restart(now, chain, actions)
     }
 
     /// Block `hash` from an [`SyncAction::Import`] failed a check of its body that its
@@ -634,6 +630,16 @@ impl SyncScheduler {
         if let Some(&(_, _, body_from)) = self.recent_sources.iter().find(|(h, _, _)| h == hash) {
             self.fault(now, &mut actions, body_from, SyncFault::InvalidBody);
         }
+        self.restart(now, chain, actions)
+    }
+
+    /// After a refused import: drops everything held and starts over from the chain's tip.
+    fn restart(
+        &mut self,
+        now: Now,
+        chain: &impl SyncChain,
+        mut actions: Vec<SyncAction>,
+    ) -> Vec<SyncAction> {
         self.truncate_held(0);
         self.anchor = None;
         self.recent_sources.clear();

@@ -140,6 +140,29 @@ pub(crate) async fn hash_at(node: &RunningNode, height: u64) -> Option<Hash> {
         .map(|b| b.hash())
 }
 
+/// Waits until `address` holds `balance` at the tip of every node in `nodes`.
+pub(crate) async fn wait_for_balance(
+    nodes: &[RunningNode],
+    address: blyan_crypto::Address,
+    balance: u64,
+    within: Duration,
+) {
+    poll(
+        &format!("balance {balance} on every node"),
+        within,
+        || async {
+            for node in nodes {
+                let at_tip = node.handle().account(address, false).await.unwrap();
+                if at_tip.account.balance != balance {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_validators_and_two_full_nodes_agree_and_spread_a_transaction() {
     let net = TestNet::new(5, 3_000);
@@ -207,20 +230,7 @@ async fn five_validators_and_two_full_nodes_agree_and_spread_a_transaction() {
         "{}",
         String::from_utf8_lossy(&posted.body)
     );
-    poll(
-        "the transfer on every node",
-        Duration::from_secs(60),
-        || async {
-            for node in &nodes {
-                let at_tip = node.handle().account(recipient, false).await.unwrap();
-                if at_tip.account.balance != 1234 {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
-    .await;
+    wait_for_balance(&nodes, recipient, 1234, Duration::from_secs(60)).await;
 
     // Same chain everywhere: every node holds the same block at a common height, and
     // the same state root there.
@@ -368,20 +378,7 @@ async fn a_burst_of_transactions_spreads_without_peers_penalizing_each_other() {
         .sign(&net.user);
         client.submit_tx(tx).await.unwrap();
     }
-    poll(
-        "all 64 transfers on every node",
-        Duration::from_secs(90),
-        || async {
-            for node in &nodes {
-                let at_tip = node.handle().account(recipient, false).await.unwrap();
-                if at_tip.account.balance != 64 {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
-    .await;
+    wait_for_balance(&nodes, recipient, 64, Duration::from_secs(90)).await;
     for node in &nodes {
         let network = node.handle().network_status().await.unwrap().unwrap();
         assert_eq!(network.banned, 0, "{}", node.handle().info().name);

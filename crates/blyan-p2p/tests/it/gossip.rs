@@ -234,6 +234,22 @@ fn signed(key: &KeyPair, nonce: u64, timestamp_ms: u64) -> Result<GossipEnvelope
     GossipEnvelope::sign(key, CHAIN_ID, nonce, timestamp_ms, tx_payload(nonce))
 }
 
+/// Full pushes among `actions`.
+fn count_pushes(actions: &[GossipAction]) -> usize {
+    actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                GossipAction::Send {
+                    message: GossipMessage::Envelope(_),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
 fn router_with_peers(n: u32) -> GossipRouter {
     let mut router = GossipRouter::new(GossipConfig::new(CHAIN_ID));
     for i in 1..=n {
@@ -270,18 +286,7 @@ fn nothing_is_relayed_before_validation_and_invalid_payloads_are_blamed() -> Res
         panic!("expected a delivery, got {actions:?}");
     };
     let relay = router.validated(id, Validation::Accept);
-    let pushes = relay
-        .iter()
-        .filter(|a| {
-            matches!(
-                a,
-                GossipAction::Send {
-                    message: GossipMessage::Envelope(_),
-                    ..
-                }
-            )
-        })
-        .count();
+    let pushes = count_pushes(&relay);
     // 8 peers may lack it (not the sender): 1 push (the default fanout), 7 announcements.
     assert_eq!(relay.len(), 8);
     assert_eq!(pushes, 1);
@@ -356,18 +361,7 @@ fn the_square_root_fanout_pushes_to_floor_sqrt_n_peers() -> Result<(), MessageEr
         panic!("expected a delivery, got {actions:?}");
     };
     let relay = router.validated(id, Validation::Accept);
-    let pushes = relay
-        .iter()
-        .filter(|a| {
-            matches!(
-                a,
-                GossipAction::Send {
-                    message: GossipMessage::Envelope(_),
-                    ..
-                }
-            )
-        })
-        .count();
+    let pushes = count_pushes(&relay);
     // 16 peers may lack it: ⌊√16⌋ = 4 pushes, 12 announcements.
     assert_eq!(relay.len(), 16);
     assert_eq!(pushes, 4);

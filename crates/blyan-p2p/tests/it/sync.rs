@@ -418,14 +418,14 @@ proptest! {
     }
 }
 
-#[test]
-fn a_gossiped_height_starts_sync_without_a_status_refresh() {
-    let honest = build_chain(80, 0);
+/// One node synced to height 20 from two honest servers, which then import the rest of
+/// `honest` without telling it. Returns the simulation and the time.
+fn synced_to_20_then_servers_move_on(honest: &[Block], seed: u64) -> (Sim, u64) {
     let mut sim = Sim::new(
         &honest[..=20],
         &[Behaviour::Honest, Behaviour::Honest],
         1,
-        3,
+        seed,
     );
     sim.announce_servers(0);
     let t = sim.run(0, 20, 100_000);
@@ -434,6 +434,13 @@ fn a_gossiped_height_starts_sync_without_a_status_refresh() {
             assert!(server.chain.import(block.clone()));
         }
     }
+    (sim, t)
+}
+
+#[test]
+fn a_gossiped_height_starts_sync_without_a_status_refresh() {
+    let honest = build_chain(80, 0);
+    let (mut sim, t) = synced_to_20_then_servers_move_on(&honest, 3);
     // Only server 0's block announcement reaches the node.
     let id = sim.servers[0].id;
     let node = &mut sim.nodes[0];
@@ -450,19 +457,7 @@ fn a_gossiped_height_starts_sync_without_a_status_refresh() {
 #[test]
 fn the_next_block_is_left_to_gossip_for_the_grace_period() {
     let honest = build_chain(22, 0);
-    let mut sim = Sim::new(
-        &honest[..=20],
-        &[Behaviour::Honest, Behaviour::Honest],
-        1,
-        5,
-    );
-    sim.announce_servers(0);
-    let t = sim.run(0, 20, 100_000);
-    for server in &mut sim.servers {
-        for block in &honest[21..] {
-            assert!(server.chain.import(block.clone()));
-        }
-    }
+    let (mut sim, t) = synced_to_20_then_servers_move_on(&honest, 5);
     let grace = config().gossip_grace.as_millis() as u64;
     let (a, b) = (sim.servers[0].id, sim.servers[1].id);
     let node = &mut sim.nodes[0];
