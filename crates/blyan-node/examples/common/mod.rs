@@ -8,17 +8,21 @@
 #![allow(dead_code)]
 
 pub(crate) mod counting;
+#[path = "../../tests/it/loopback.rs"]
+mod loopback;
+
+use loopback::loopback_config;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use blyan_consensus::{
     Block, Clock, ConsensusParams, Genesis, ManualClock, SignedTransaction, SystemClock,
     Transaction,
 };
-use blyan_crypto::{KeyPair, KeyStore, KeyStoreParams};
+use blyan_crypto::KeyPair;
 use blyan_node::{
     DATABASE_FILE, Node, NodeConfig, NodeEvent, NodeHandle, NodeOptions, Role, RunningNode,
     write_genesis,
@@ -85,26 +89,15 @@ impl BenchChain {
         role: Role,
         bootstrap: &[String],
     ) -> NodeConfig {
-        let data = self.data_dir(name);
-        std::fs::create_dir_all(&data).unwrap();
-        let key_file = data.join("node.key");
-        if !key_file.exists() {
-            KeyStore::new(KeyStoreParams::fast_insecure_for_tests())
-                .import(&key_file, key, PASSPHRASE.as_bytes())
-                .unwrap();
-        }
-        let mut config = NodeConfig::default();
-        config.node.role = role;
-        config.node.name = Some(name.to_owned());
-        config.storage.path = data;
-        config.consensus.genesis_file = Some(self.dir.join("genesis.json"));
-        config.api.listen_addr = "127.0.0.1:0".parse().unwrap();
-        config.network.listen_addr = "127.0.0.1:0".parse().unwrap();
-        config.metrics.enabled = false;
-        config.security.kdf_memory_kib = 64;
-        config.security.kdf_passes = 1;
-        config.bootstrap.nodes = bootstrap.to_vec();
-        config
+        loopback_config(
+            &self.data_dir(name),
+            &self.dir.join("genesis.json"),
+            name,
+            key,
+            role,
+            bootstrap,
+            PASSPHRASE,
+        )
     }
 
     /// The `block`-th set of transfers: one from every sender, nonce `block`.
@@ -278,13 +271,7 @@ pub(crate) async fn wait_for_height(
 
 /// Milliseconds since the Unix epoch now.
 pub(crate) fn unix_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
+    SystemClock.now_ms()
 }
 
 /// The median of `values` (the mean of the middle two for an even count).

@@ -2,9 +2,9 @@
 //! once; a peer flooding replayed gossip is rate limited, dropped, and banned when it keeps
 //! coming back; the honest nodes keep agreeing throughout.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use blyan_consensus::Transaction;
+use blyan_consensus::{Clock, SystemClock, Transaction};
 use blyan_crypto::{Hash, KeyPair};
 use blyan_node::{ApiClient, PeerView, Role, RunningNode, SyncView};
 use blyan_p2p::{
@@ -15,16 +15,6 @@ use blyan_wire::{Connection, Endpoint, Inbound, Protocol, ResetCode, TransportCo
 
 use crate::network::{CHAIN_ID, TestNet, bootstrap_entry, hash_at, status};
 use crate::support::poll;
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// A peer speaking the protocol by hand.
 struct Hostile {
@@ -88,7 +78,9 @@ impl Hostile {
     }
 
     async fn gossip(&self, connection: &Connection, payload: GossipPayload, nonce: u64) -> bool {
-        let envelope = GossipEnvelope::sign(&self.key, CHAIN_ID, nonce, now_ms(), payload).unwrap();
+        let envelope =
+            GossipEnvelope::sign(&self.key, CHAIN_ID, nonce, SystemClock.now_ms(), payload)
+                .unwrap();
         connection
             .send_message(
                 Protocol(GOSSIP_PROTOCOL),

@@ -7,6 +7,7 @@
 mod api;
 mod config;
 mod hostile;
+mod loopback;
 mod metric_names;
 mod network;
 mod partition;

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blyan_consensus::{ConsensusParams, Genesis, ManualClock, SystemClock, Transaction};
-use blyan_crypto::{Hash, KeyPair, KeyStore, KeyStoreParams};
+use blyan_crypto::{Hash, KeyPair};
 use blyan_node::{
     ApiClient, Node, NodeConfig, NodeOptions, Role, RunningNode, StatusView, TxBody, write_genesis,
 };
 
+use crate::loopback::loopback_config;
 use crate::support::{PASSPHRASE, poll};
 
 pub(crate) const CHAIN_ID: u32 = 4242;
@@ -65,26 +66,16 @@ impl TestNet {
         role: Role,
         bootstrap: &[String],
     ) -> NodeConfig {
-        let data = self.dir.path().join(name);
-        std::fs::create_dir_all(&data).unwrap();
-        let key_file = data.join("node.key");
-        if !key_file.exists() {
-            KeyStore::new(KeyStoreParams::fast_insecure_for_tests())
-                .import(&key_file, key, PASSPHRASE.as_bytes())
-                .unwrap();
-        }
-        let mut config = NodeConfig::default();
-        config.node.role = role;
-        config.node.name = Some(name.to_owned());
-        config.storage.path = data;
-        config.consensus.genesis_file = Some(self.dir.path().join("genesis.json"));
-        config.api.listen_addr = "127.0.0.1:0".parse().unwrap();
-        config.network.listen_addr = "127.0.0.1:0".parse().unwrap();
+        let mut config = loopback_config(
+            &self.dir.path().join(name),
+            &self.dir.path().join("genesis.json"),
+            name,
+            key,
+            role,
+            bootstrap,
+            PASSPHRASE,
+        );
         config.network.target_outbound = 4;
-        config.metrics.enabled = false;
-        config.security.kdf_memory_kib = 64;
-        config.security.kdf_passes = 1;
-        config.bootstrap.nodes = bootstrap.to_vec();
         config
     }
 
