@@ -1,10 +1,18 @@
 //! A discrete-event simulator that runs many [`DhtCore`]s on one virtual clock.
 //!
-//! Events sit on an agenda by due millisecond (a timing wheel), equal times in the order
-//! they were scheduled, so a seed replays exactly. Requests and answers are
-//! function calls between cores with a sampled one-way latency each way and a chance of
-//! being lost; a dead node never answers, so its requests end at the core's timeouts. Every
-//! node gets its own /24 (`10.a.b.1`), so the IP-diversity limits never bind here.
+//! Events sit on agendas by due millisecond (timing wheels), equal times in the order they
+//! were scheduled, so a seed replays exactly. Requests and answers are function calls
+//! between cores with a sampled one-way latency each way and a chance of being lost; a
+//! dead node never answers, so its requests end at the core's timeouts. Every node gets
+//! its own /24 (`10.a.b.1`), so the IP-diversity limits never bind here.
+//!
+//! **Two shards, one or two threads.** When every message takes at least one whole
+//! millisecond, the nodes are split into two shards (even and odd indices), each with its
+//! own agenda and random stream, which run in lockstep windows as long as the least
+//! latency; [`SimConfig::threads`] decides whether the shards run on one thread or two.
+//! The results are the same either way (see `sim/worker.rs` for why), so a seed replays
+//! exactly on any machine. Joins, departures and the caller's own calls run between
+//! windows, on the caller's thread.
 //!
 //! **Rounds.** A lookup's rounds are the length of its longest chain of causally dependent
 //! requests: a request to a node the querier knew before the lookup (its seeds) is round 1,
@@ -12,20 +20,25 @@
 //! `r + 1`. This counts the network round trips on the lookup's critical path whatever its
 //! concurrency.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+mod shard;
+mod worker;
+mod world;
+
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use blyan_crypto::PeerId;
 
-use crate::agenda::Agenda;
-use crate::dht_core::{Action, DhtConfig, DhtCore, QueryId, QueryResult, QueryStats, RpcId, Seed};
+use crate::dht_core::{DhtConfig, DhtCore, QueryId, QueryResult, QueryStats, Seed};
 use crate::distance::Key;
 use crate::node::NodeInfo;
 pub use crate::rng::SplitMix64;
-use crate::rpc::{DhtRequest, Reply, Response};
 use crate::time::Timestamp;
+
+use shard::{Links, Shard};
+use worker::Worker;
+use world::World;
 
 /// One-way message latency.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,6 +82,9 @@ pub struct SimConfig {
     pub latency: Latency,
     /// Probability that a message (request or answer) is lost.
     pub loss: f64,
+    /// Threads to run on: 2 runs the two shards side by side, 1 (or 0) one after the
+    /// other. Results do not depend on it. Default: 2 where the machine has two cores.
+    pub threads: usize,
 }
 
 impl Default for SimConfig {
@@ -81,6 +97,20 @@ impl Default for SimConfig {
                 max: Duration::from_millis(100),
             },
             loss: 0.0,
+            threads: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(2),
+        }
+    }
+}
+
+impl Latency {
+    /// The least one-way latency this can draw.
+    fn least(&self) -> Duration {
+        match *self {
+            Latency::Fixed(d) => d,
+            Latency::Uniform { min, .. } => min,
+            Latency::Exponential { base, .. } => base,
         }
     }
 }
@@ -156,19 +186,6 @@ impl LookupReport {
     }
 }
 
-/// The least and greatest keys that share their first `p` bits with `key`.
-fn prefix_range(key: &Key, p: usize) -> (Key, Key) {
-    let mut lo = *key.as_bytes();
-    let mut hi = lo;
-    for (byte, (l, h)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
-        let keep = p.saturating_sub(8 * byte).min(8);
-        let mask = if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
-        *l &= mask;
-        *h |= !mask;
-    }
-    (Key::from_bytes(lo), Key::from_bytes(hi))
-}
-
 fn quantile(mut values: Vec<u32>, q: f64) -> u32 {
     if values.is_empty() {
         return 0;
@@ -179,143 +196,53 @@ fn quantile(mut values: Vec<u32>, q: f64) -> u32 {
     values.get(at.min(last)).copied().unwrap_or(0)
 }
 
-struct SimNode {
-    core: DhtCore,
-    info: NodeInfo,
-    alive: bool,
-    wake: Option<Timestamp>,
-}
-
-enum Event {
-    Request {
-        from: usize,
-        to: usize,
-        rpc: RpcId,
-        request: DhtRequest,
-    },
-    Answer {
-        to: usize,
-        rpc: RpcId,
-        response: Response,
-    },
-    Wake(usize),
-    Leave,
-    Join,
-}
-
-/// A multiply-rotate hash (FxHash's) for the simulator's own maps. Their keys are ids the
-/// simulator drew at random, node indices and request counters: nobody chooses them to
-/// collide, so SipHash's protection would only cost time here.
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            if let Some(dst) = word.get_mut(..rest.len()) {
-                dst.copy_from_slice(rest);
-            }
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-/// What is known of a measured lookup while it runs.
-struct Trace {
-    target: Key,
-    started: Timestamp,
-    rpcs: u32,
-    rounds: u32,
-    depth: FastMap<PeerId, u32>,
-}
-
 /// A network of [`DhtCore`]s on one virtual clock. See the module docs.
 pub struct Simulation {
     config: SimConfig,
+    /// Draws made between windows: node ids, who looks up what, who leaves.
     rng: SplitMix64,
     now: Timestamp,
-    nodes: Vec<SimNode>,
-    /// Every node's key and index (dead ones too), in key order: the true closest nodes
-    /// to a key are found among its neighbours here instead of by a scan of all nodes.
-    by_key: Vec<(Key, usize)>,
-    by_peer: FastMap<PeerId, usize>,
-    by_addr: FastMap<SocketAddr, usize>,
-    live: usize,
-    /// Scheduled events by due millisecond, as their slots in `payloads` (small, so the
-    /// agenda's queues stay small).
-    events: Agenda<u32>,
-    /// Scheduled events by slot; `free` lists the empty slots for reuse.
-    payloads: Vec<Option<Event>>,
-    free: Vec<u32>,
-    rpcs: u64,
+    world: Arc<World>,
+    /// Node `i` lives in shard `i % shards.len()`.
+    shards: Vec<Shard>,
+    /// Whole milliseconds every message takes at least: the shards' window.
+    lookahead: u64,
+    worker: Option<Worker>,
     churn: Option<Churn>,
-    traces: FastMap<(usize, QueryId), Trace>,
-    rpc_rounds: FastMap<(usize, RpcId), (QueryId, u32)>,
-    finished: Vec<(usize, QueryId, QueryResult, QueryStats)>,
-    report: LookupReport,
+    next_leave: Option<u64>,
+    next_join: Option<u64>,
 }
 
 impl Simulation {
     /// An empty network.
     pub fn new(config: SimConfig) -> Self {
+        let lookahead = u64::try_from(config.latency.least().as_millis()).unwrap_or(u64::MAX);
+        let count = if lookahead >= 1 { 2 } else { 1 };
+        let links = Links {
+            latency: config.latency,
+            loss: config.loss,
+            k: config.dht.lookup.k,
+        };
+        let mut rng = SplitMix64::new(config.seed);
+        let shards = (0..count)
+            .map(|index| Shard::new(index, count, rng.next_u64(), links))
+            .collect();
+        let worker = if count == 2 && config.threads >= 2 {
+            Worker::spawn()
+        } else {
+            None
+        };
         Self {
-            rng: SplitMix64::new(config.seed),
+            rng,
             config,
             now: Timestamp::ZERO,
-            nodes: Vec::new(),
-            by_key: Vec::new(),
-            by_peer: FastMap::default(),
-            by_addr: FastMap::default(),
-            live: 0,
-            events: Agenda::new(),
-            payloads: Vec::new(),
-            free: Vec::new(),
-            rpcs: 0,
+            world: Arc::new(World::default()),
+            shards,
+            lookahead,
+            worker,
             churn: None,
-            traces: FastMap::default(),
-            rpc_rounds: FastMap::default(),
-            finished: Vec::new(),
-            report: LookupReport::default(),
+            next_leave: None,
+            next_join: None,
         }
     }
 
@@ -326,50 +253,68 @@ impl Simulation {
 
     /// Nodes ever added (dead ones included).
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.world.len()
     }
 
     /// Whether no node was added.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.world.len() == 0
     }
 
     /// Nodes alive.
     pub fn live(&self) -> usize {
-        self.live
+        self.world.live()
     }
 
     /// Whether node `i` is alive.
     pub fn is_alive(&self, i: usize) -> bool {
-        self.nodes.get(i).is_some_and(|n| n.alive)
+        self.world.is_alive(i)
     }
 
     /// Node `i`'s core.
     pub fn core(&self, i: usize) -> Option<&DhtCore> {
-        self.nodes.get(i).map(|n| &n.core)
+        self.shard(i)?.core(i)
     }
 
     /// Node `i`'s id and address.
     pub fn info(&self, i: usize) -> Option<&NodeInfo> {
-        self.nodes.get(i).map(|n| &n.info)
+        self.world.info(i)
     }
 
     /// Requests delivered or lost so far.
     pub fn rpcs(&self) -> u64 {
-        self.rpcs
+        self.shards.iter().map(|s| s.rpcs).sum()
+    }
+
+    fn shard(&self, i: usize) -> Option<&Shard> {
+        self.shards.get(i % self.shards.len().max(1))
+    }
+
+    /// Node `i`'s shard, brought to the present, with the world to run it against.
+    fn shard_mut(&mut self, i: usize) -> Option<(&mut Shard, &World)> {
+        let count = self.shards.len().max(1);
+        let shard = self.shards.get_mut(i % count)?;
+        shard.set_now(self.now);
+        Some((shard, &self.world))
+    }
+
+    /// The world, for a change between windows.
+    fn world_mut(&mut self) -> &mut World {
+        // The worker drops its handle at the end of every run, so this does not copy.
+        Arc::make_mut(&mut self.world)
     }
 
     /// Starts (or with `None` stops) churn.
     pub fn set_churn(&mut self, churn: Option<Churn>) {
         self.churn = churn;
+        self.next_leave = None;
+        self.next_join = None;
         if let Some(c) = churn {
             if c.leaves_per_sec > 0.0 {
-                let at = self.exp_delay(c.leaves_per_sec);
-                self.schedule(at, Event::Leave);
+                self.next_leave = Some(self.exp_delay(c.leaves_per_sec));
             }
             if c.joins_per_sec > 0.0 {
-                let at = self.exp_delay(c.joins_per_sec);
-                self.schedule(at, Event::Join);
+                self.next_join = Some(self.exp_delay(c.joins_per_sec));
             }
         }
     }
@@ -377,7 +322,7 @@ impl Simulation {
     /// Adds a node with a random id. It bootstraps through a random live node (the first
     /// node has nobody to join). Returns its index.
     pub fn add_node(&mut self) -> usize {
-        let i = self.nodes.len();
+        let i = self.world.len();
         let id = PeerId::from_bytes(self.rng.bytes32());
         let addr = Self::subnet_addr(i);
         let info = match NodeInfo::new(id, [addr]) {
@@ -385,31 +330,20 @@ impl Simulation {
             Err(_) => return i,
         };
         let seed = self.rng.next_u64();
-        let core = DhtCore::new(id, self.config.dht.clone(), seed);
+        let mut core = DhtCore::new(id, self.config.dht.clone(), seed);
         let bootstrap = self.random_live();
-        self.by_peer.insert(id, i);
-        self.by_addr.insert(addr, i);
-        let key = Key::from(id);
-        let at = self.by_key.partition_point(|(k, _)| *k < key);
-        self.by_key.insert(at, (key, i));
-        self.nodes.push(SimNode {
-            core,
-            info,
-            alive: true,
-            wake: None,
-        });
-        self.live += 1;
         if let Some(j) = bootstrap {
             let seed = Seed {
-                addr: self.nodes.get(j).map_or(addr, |n| n.info.primary_addr()),
+                addr: self.world.info(j).map_or(addr, NodeInfo::primary_addr),
                 peer: None,
             };
-            let now = self.now;
-            if let Some(node) = self.nodes.get_mut(i) {
-                let _ = node.core.bootstrap(now, [seed]);
-            }
+            let _ = core.bootstrap(self.now, [seed]);
         }
-        self.process(i);
+        let i = self.world_mut().add(info);
+        if let Some((shard, world)) = self.shard_mut(i) {
+            shard.adopt(i, core);
+            shard.process(world, i);
+        }
         i
     }
 
@@ -433,19 +367,16 @@ impl Simulation {
 
     /// Kills node `i`: it stays in other nodes' tables but never answers again.
     pub fn kill(&mut self, i: usize) {
-        if let Some(node) = self.nodes.get_mut(i)
-            && node.alive
-        {
-            node.alive = false;
-            self.live -= 1;
+        if self.world.is_alive(i) {
+            self.world_mut().kill(i);
         }
     }
 
     /// Kills `fraction` of the live nodes, chosen at random.
     pub fn kill_fraction(&mut self, fraction: f64) {
-        let target = (self.live as f64 * fraction).round() as usize;
+        let target = (self.live() as f64 * fraction).round() as usize;
         let mut killed = 0;
-        while killed < target && self.live > 1 {
+        while killed < target && self.live() > 1 {
             if let Some(i) = self.random_live() {
                 self.kill(i);
                 killed += 1;
@@ -455,15 +386,66 @@ impl Simulation {
 
     /// Runs every event up to `until`, then sets the clock to it.
     pub fn run_until(&mut self, until: Timestamp) {
-        while let Some((at, slot)) = self.events.pop_until(until.as_millis()) {
-            self.now = self.now.max(Timestamp::from_millis(at));
-            let event = self.payloads.get_mut(slot as usize).and_then(Option::take);
-            self.free.push(slot);
-            if let Some(event) = event {
-                self.dispatch(event);
+        let until_ms = until.as_millis();
+        // Departures and joins change the world, so they run between windows: the shards
+        // run up to the millisecond before each, then it happens.
+        while let Some((at, leave)) = self.next_churn().filter(|(at, _)| *at <= until_ms) {
+            if at > self.now.as_millis() {
+                self.run_shards(at - 1);
+                self.now = self.now.max(Timestamp::from_millis(at));
+            }
+            if leave {
+                self.leave();
+            } else {
+                self.join();
             }
         }
+        self.run_shards(until_ms);
         self.now = self.now.max(until);
+    }
+
+    /// Runs the shards from the present to `until` (ms, inclusive).
+    fn run_shards(&mut self, until: u64) {
+        let from = self.now.as_millis();
+        if until < from {
+            return;
+        }
+        match &mut self.worker {
+            Some(worker) if self.shards.len() == 2 => {
+                worker.run(&mut self.shards, &self.world, from, until, self.lookahead);
+            }
+            _ => worker::run_serial(&mut self.shards, &self.world, from, until, self.lookahead),
+        }
+    }
+
+    /// The next departure or join, and whether it is a departure (first at equal times).
+    fn next_churn(&self) -> Option<(u64, bool)> {
+        match (self.next_leave, self.next_join) {
+            (Some(l), Some(j)) if j < l => Some((j, false)),
+            (Some(l), _) => Some((l, true)),
+            (None, Some(j)) => Some((j, false)),
+            (None, None) => None,
+        }
+    }
+
+    fn leave(&mut self) {
+        if let Some(i) = self.random_live()
+            && self.live() > 1
+        {
+            self.kill(i);
+        }
+        self.next_leave = match self.churn {
+            Some(c) if c.leaves_per_sec > 0.0 => Some(self.exp_delay(c.leaves_per_sec)),
+            _ => None,
+        };
+    }
+
+    fn join(&mut self) {
+        self.add_node();
+        self.next_join = match self.churn {
+            Some(c) if c.joins_per_sec > 0.0 => Some(self.exp_delay(c.joins_per_sec)),
+            _ => None,
+        };
     }
 
     /// Runs for `d` of simulated time.
@@ -474,86 +456,86 @@ impl Simulation {
 
     /// Starts a measured FIND_NODE lookup of `target` from node `from`.
     pub fn start_lookup(&mut self, from: usize, target: Key) -> Option<QueryId> {
-        let now = self.now;
-        let node = self.nodes.get_mut(from)?;
-        if !node.alive {
+        if !self.is_alive(from) {
             return None;
         }
-        let id = node.core.find_node(now, target).ok()?;
-        self.traces.insert(
-            (from, id),
-            Trace {
-                target,
-                started: now,
-                rpcs: 0,
-                rounds: 0,
-                // A lookup hears of several hundred nodes; room for them from the start.
-                depth: FastMap::with_capacity_and_hasher(1024, Default::default()),
-            },
-        );
-        self.process(from);
+        let now = self.now;
+        let (shard, world) = self.shard_mut(from)?;
+        let id = shard.core_mut(from)?.find_node(now, target).ok()?;
+        shard.trace(from, id, target);
+        shard.process(world, from);
         Some(id)
     }
 
     /// Runs `count` measured lookups of random keys from random live nodes, one started
-    /// every `spacing`, and waits for all of them. Returns their figures.
+    /// every `spacing`, and waits for all of them. Returns their figures, in order of
+    /// completion.
     pub fn measure_lookups(&mut self, count: usize, spacing: Duration) -> LookupReport {
-        self.report = LookupReport::default();
-        let mut started = 0;
+        for shard in &mut self.shards {
+            shard.samples.clear();
+        }
         for _ in 0..count {
             if let Some(from) = self.random_live() {
                 let target = Key::from_bytes(self.rng.bytes32());
-                if self.start_lookup(from, target).is_some() {
-                    started += 1;
-                }
+                let _ = self.start_lookup(from, target);
             }
             self.run_for(spacing);
         }
         // Lookups whose node left (churn) never end; stop waiting for them.
         let deadline = self.now.saturating_add(Duration::from_secs(600));
-        while self.now < deadline && self.traces.keys().any(|(node, _)| self.is_alive(*node)) {
+        while self.now < deadline && self.measuring() {
             self.run_for(Duration::from_millis(100));
         }
-        self.traces.clear();
-        self.rpc_rounds.clear();
-        let _ = started;
-        std::mem::take(&mut self.report)
+        let mut samples = Vec::new();
+        for shard in &mut self.shards {
+            shard.clear_traces();
+            samples.append(&mut shard.samples);
+        }
+        samples.sort_by_key(|(at, node, _)| (*at, *node));
+        LookupReport {
+            samples: samples.into_iter().map(|(_, _, s)| s).collect(),
+        }
+    }
+
+    /// Whether a measured lookup of a live node is still running.
+    fn measuring(&self) -> bool {
+        self.shards
+            .iter()
+            .any(|s| s.traces.keys().any(|(node, _)| self.is_alive(*node)))
     }
 
     /// Starts an unmeasured FIND_NODE from node `from`; its result is kept for
     /// [`take_result`](Self::take_result).
     pub fn find_node(&mut self, from: usize, target: Key) -> Option<QueryId> {
         let now = self.now;
-        let id = self.nodes.get_mut(from)?.core.find_node(now, target).ok()?;
-        self.process(from);
+        let (shard, world) = self.shard_mut(from)?;
+        let id = shard.core_mut(from)?.find_node(now, target).ok()?;
+        shard.process(world, from);
         Some(id)
     }
 
     /// Starts a PUT from node `from`.
     pub fn put(&mut self, from: usize, key: Key, value: Vec<u8>, ttl: Duration) -> Option<QueryId> {
         let now = self.now;
-        let id = self
-            .nodes
-            .get_mut(from)?
-            .core
-            .put(now, key, value, ttl)
-            .ok()?;
-        self.process(from);
+        let (shard, world) = self.shard_mut(from)?;
+        let id = shard.core_mut(from)?.put(now, key, value, ttl).ok()?;
+        shard.process(world, from);
         Some(id)
     }
 
     /// Stops node `node` from republishing its value under `key`.
     pub fn unpublish(&mut self, node: usize, key: &Key) -> bool {
-        self.nodes
-            .get_mut(node)
-            .is_some_and(|n| n.core.unpublish(key))
+        self.shard_mut(node)
+            .and_then(|(shard, _)| shard.core_mut(node))
+            .is_some_and(|core| core.unpublish(key))
     }
 
     /// Starts a GET from node `from`.
     pub fn get(&mut self, from: usize, key: Key) -> Option<QueryId> {
         let now = self.now;
-        let id = self.nodes.get_mut(from)?.core.get(now, key).ok()?;
-        self.process(from);
+        let (shard, world) = self.shard_mut(from)?;
+        let id = shard.core_mut(from)?.get(now, key).ok()?;
+        shard.process(world, from);
         Some(id)
     }
 
@@ -564,359 +546,45 @@ impl Simulation {
 
     /// Takes the result and cost of query `id` of node `node`, if it finished.
     pub fn take_outcome(&mut self, node: usize, id: QueryId) -> Option<(QueryResult, QueryStats)> {
-        let at = self
+        let (shard, _) = self.shard_mut(node)?;
+        let at = shard
             .finished
             .iter()
             .position(|(n, q, _, _)| *n == node && *q == id)?;
-        let (_, _, result, stats) = self.finished.swap_remove(at);
+        let (_, _, result, stats) = shard.finished.swap_remove(at);
         Some((result, stats))
     }
 
     /// The true `k` closest live nodes to `target`, other than node `except`.
-    ///
-    /// The nodes whose keys share their first `p` bits with `target` form one run of
-    /// `by_key`, and each of them is closer to `target` than any node outside the run. So
-    /// the answer lies in the run of the largest `p` that holds `k` live nodes other than
-    /// `except` (with `p = 0`, every node).
     pub fn truth(&self, target: &Key, k: usize, except: usize) -> Vec<PeerId> {
-        if k == 0 {
-            return Vec::new();
-        }
-        let run = |p: usize| {
-            let (lo, hi) = prefix_range(target, p);
-            let start = self.by_key.partition_point(|(key, _)| *key < lo);
-            let end = self.by_key.partition_point(|(key, _)| *key <= hi);
-            self.by_key.get(start..end).unwrap_or(&[])
-        };
-        let wanted = |range: &[(Key, usize)]| {
-            range
-                .iter()
-                .filter(|(_, i)| *i != except && self.is_alive(*i))
-                .count()
-                >= k
-        };
-        // The largest p whose run holds k nodes at all (runs shrink as p grows)...
-        let (mut lo, mut hi) = (0usize, crate::distance::KEY_BITS);
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            if run(mid).len() >= k {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        // ... then shorter prefixes until the run holds k live ones.
-        let mut p = lo;
-        let mut range = run(p);
-        while p > 0 && !wanted(range) {
-            p -= 1;
-            range = run(p);
-        }
-        let mut live: Vec<(crate::distance::Distance, PeerId)> = range
-            .iter()
-            .filter(|(_, i)| *i != except && self.is_alive(*i))
-            .filter_map(|(key, i)| {
-                let info = &self.nodes.get(*i)?.info;
-                Some((target.distance(key), info.peer_id()))
-            })
-            .collect();
-        if live.len() > k && k > 0 {
-            live.select_nth_unstable_by_key(k - 1, |(d, _)| *d);
-            live.truncate(k);
-        }
-        live.sort_unstable_by_key(|(d, _)| *d);
-        live.into_iter().map(|(_, p)| p).collect()
-    }
-
-    /// [`truth`](Self::truth) by a scan of every node: the reference the fast one is
-    /// tested against.
-    #[cfg(test)]
-    fn truth_by_scan(&self, target: &Key, k: usize, except: usize) -> Vec<PeerId> {
-        let mut live: Vec<(crate::distance::Distance, PeerId)> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, n)| n.alive && *i != except)
-            .map(|(_, n)| (target.distance(&n.info.key()), n.info.peer_id()))
-            .collect();
-        live.sort_unstable_by_key(|(d, _)| *d);
-        live.truncate(k);
-        live.into_iter().map(|(_, p)| p).collect()
+        self.world.truth(target, k, except)
     }
 
     fn random_live(&mut self) -> Option<usize> {
-        if self.live == 0 {
+        if self.live() == 0 {
             return None;
         }
         loop {
-            let i = usize::try_from(self.rng.below(self.nodes.len() as u64)).unwrap_or(0);
-            if self.nodes.get(i).is_some_and(|n| n.alive) {
+            let i = usize::try_from(self.rng.below(self.len() as u64)).unwrap_or(0);
+            if self.is_alive(i) {
                 return Some(i);
             }
         }
     }
 
-    fn exp_delay(&mut self, rate_per_sec: f64) -> Timestamp {
+    /// The time (ms) of the next event of a Poisson process of `rate_per_sec`.
+    fn exp_delay(&mut self, rate_per_sec: f64) -> u64 {
         let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let secs = -(1.0 - u).ln() / rate_per_sec;
         self.now
             .saturating_add(Duration::from_secs_f64(secs.min(1e6)))
-    }
-
-    fn latency(&mut self) -> Duration {
-        match self.config.latency {
-            Latency::Fixed(d) => d,
-            Latency::Uniform { min, max } => {
-                let span = max.saturating_sub(min).as_micros() as u64;
-                min + Duration::from_micros(self.rng.below(span + 1))
-            }
-            Latency::Exponential { base, mean_extra } => {
-                let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-                let extra = (-(1.0 - u).ln()).min(20.0) * mean_extra.as_secs_f64();
-                base + Duration::from_secs_f64(extra)
-            }
-        }
-    }
-
-    fn lost(&mut self) -> bool {
-        self.config.loss > 0.0
-            && ((self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < self.config.loss
-    }
-
-    fn schedule(&mut self, at: Timestamp, event: Event) {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                if let Some(free) = self.payloads.get_mut(slot as usize) {
-                    *free = Some(event);
-                }
-                slot
-            }
-            None => {
-                // Over 4 billion events in flight at once cannot happen (memory runs out
-                // first); saturating keeps the conversion total all the same.
-                let slot = u32::try_from(self.payloads.len()).unwrap_or(u32::MAX);
-                self.payloads.push(Some(event));
-                slot
-            }
-        };
-        self.events.push(at.as_millis(), slot);
-    }
-
-    fn dispatch(&mut self, event: Event) {
-        let now = self.now;
-        match event {
-            Event::Request {
-                from,
-                to,
-                rpc,
-                request,
-            } => {
-                let Some((from_peer, from_addr)) = self
-                    .nodes
-                    .get(from)
-                    .map(|n| (n.info.peer_id(), n.info.primary_addr()))
-                else {
-                    return;
-                };
-                let Some(node) = self.nodes.get_mut(to) else {
-                    return;
-                };
-                if !node.alive {
-                    return;
-                }
-                let candidates = node.core.candidate_count();
-                let stores = matches!(request, DhtRequest::Store { .. });
-                let reply = node.core.handle_request(now, from_peer, from_addr, request);
-                let response = Response {
-                    responder: node.info.clone(),
-                    reply,
-                };
-                // Answering changes nothing to drive unless it made a candidate to ping,
-                // or stored a value (whose expiry the next wake must then include).
-                if stores || node.core.candidate_count() > candidates {
-                    self.process(to);
-                }
-                if !self.lost() {
-                    let at = now.saturating_add(self.latency());
-                    self.schedule(
-                        at,
-                        Event::Answer {
-                            to: from,
-                            rpc,
-                            response,
-                        },
-                    );
-                }
-            }
-            Event::Answer { to, rpc, response } => {
-                if !self.is_alive(to) {
-                    return;
-                }
-                if let Some((query, round)) = self.rpc_rounds.remove(&(to, rpc))
-                    && let Some(trace) = self.traces.get_mut(&(to, query))
-                {
-                    let learned = match &response.reply {
-                        Reply::Nodes(nodes) | Reply::Value { closer: nodes, .. } => {
-                            nodes.as_slice()
-                        }
-                        _ => &[],
-                    };
-                    for node in learned {
-                        trace.depth.entry(node.peer_id()).or_insert(round);
-                    }
-                }
-                if let Some(node) = self.nodes.get_mut(to) {
-                    node.core.on_response(now, rpc, response);
-                }
-                self.process(to);
-            }
-            Event::Wake(i) => {
-                let due = self
-                    .nodes
-                    .get(i)
-                    .is_some_and(|n| n.alive && n.wake == Some(now));
-                if due {
-                    if let Some(node) = self.nodes.get_mut(i) {
-                        node.wake = None;
-                        node.core.handle_timeout(now);
-                    }
-                    self.process(i);
-                }
-            }
-            Event::Leave => {
-                if let Some(i) = self.random_live()
-                    && self.live > 1
-                {
-                    self.kill(i);
-                }
-                if let Some(c) = self.churn
-                    && c.leaves_per_sec > 0.0
-                {
-                    let at = self.exp_delay(c.leaves_per_sec);
-                    self.schedule(at, Event::Leave);
-                }
-            }
-            Event::Join => {
-                self.add_node();
-                if let Some(c) = self.churn
-                    && c.joins_per_sec > 0.0
-                {
-                    let at = self.exp_delay(c.joins_per_sec);
-                    self.schedule(at, Event::Join);
-                }
-            }
-        }
-    }
-
-    /// Drains node `i`'s actions and schedules its next wake.
-    fn process(&mut self, i: usize) {
-        let now = self.now;
-        loop {
-            let Some(node) = self.nodes.get_mut(i) else {
-                return;
-            };
-            if !node.alive {
-                return;
-            }
-            let Some(action) = node.core.poll(now) else {
-                break;
-            };
-            match action {
-                Action::SendRequest {
-                    rpc,
-                    query,
-                    to,
-                    request,
-                } => self.send(i, rpc, query, to, request),
-                Action::QueryFinished { id, result, stats } => {
-                    self.finished_query(i, id, result, stats);
-                }
-            }
-        }
-        let Some(node) = self.nodes.get_mut(i) else {
-            return;
-        };
-        if let Some(at) = node.core.poll_timeout() {
-            let at = at.max(now.saturating_add(Duration::from_millis(1)));
-            if node.wake.is_none_or(|w| at < w || w < now) {
-                node.wake = Some(at);
-                self.schedule(at, Event::Wake(i));
-            }
-        }
-    }
-
-    fn send(
-        &mut self,
-        from: usize,
-        rpc: RpcId,
-        query: Option<QueryId>,
-        to: crate::dht_core::Contact,
-        request: DhtRequest,
-    ) {
-        self.rpcs += 1;
-        let target = to
-            .peer
-            .and_then(|p| self.by_peer.get(&p).copied())
-            .or_else(|| to.addrs.first().and_then(|a| self.by_addr.get(a).copied()));
-        if let Some(query) = query
-            && let Some(trace) = self.traces.get_mut(&(from, query))
-        {
-            let depth = to
-                .peer
-                .and_then(|p| trace.depth.get(&p).copied())
-                .unwrap_or(0);
-            let round = depth + 1;
-            trace.rpcs += 1;
-            trace.rounds = trace.rounds.max(round);
-            self.rpc_rounds.insert((from, rpc), (query, round));
-        }
-        let Some(to) = target else {
-            return;
-        };
-        if self.lost() {
-            return;
-        }
-        let at = self.now.saturating_add(self.latency());
-        self.schedule(
-            at,
-            Event::Request {
-                from,
-                to,
-                rpc,
-                request,
-            },
-        );
-    }
-
-    fn finished_query(&mut self, node: usize, id: QueryId, result: QueryResult, stats: QueryStats) {
-        let Some(trace) = self.traces.remove(&(node, id)) else {
-            if self.finished.len() < 4096 {
-                self.finished.push((node, id, result, stats));
-            }
-            return;
-        };
-        self.rpc_rounds
-            .retain(|(n, _), (q, _)| !(*n == node && *q == id));
-        let QueryResult::FindNode { closest } = result else {
-            return;
-        };
-        let target_k = self.config.dht.lookup.k;
-        let found: Vec<PeerId> = closest.iter().map(NodeInfo::peer_id).collect();
-        let truth = self.truth(&trace.target, target_k, node);
-        let exact = found == truth;
-        let overlap = truth.iter().filter(|p| found.contains(p)).count();
-        self.report.samples.push(LookupSample {
-            rounds: trace.rounds,
-            rpcs: trace.rpcs,
-            exact,
-            found: u32::try_from(overlap).unwrap_or(u32::MAX),
-            latency: self.now.saturating_duration_since(trace.started),
-        });
+            .as_millis()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::world::prefix_range;
     use super::*;
 
     #[test]
@@ -937,7 +605,7 @@ mod tests {
             for k in [0, 1, 20, 200] {
                 assert_eq!(
                     sim.truth(&target, k, except),
-                    sim.truth_by_scan(&target, k, except),
+                    sim.world.truth_by_scan(&target, k, except),
                     "k {k}, target {target:?}"
                 );
             }

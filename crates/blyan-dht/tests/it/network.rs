@@ -128,6 +128,7 @@ fn lossy_slow_links_still_end_and_stay_close() {
                 mean_extra: Duration::from_millis(80),
             },
             loss: 0.01,
+            ..SimConfig::default()
         });
         sim.grow(150, Duration::from_millis(20));
         sim.run_for(Duration::from_secs(70));
@@ -141,4 +142,53 @@ fn lossy_slow_links_still_end_and_stay_close() {
         assert_eq!(report.samples.len(), 40, "every lookup ends");
         assert!(report.mean_found() >= 15.0, "{}", report.mean_found());
     }
+}
+
+/// The two shards of a simulation give the same run on one thread as on two: same
+/// requests, same lookups with the same figures, same tables, through growth, deaths and
+/// churn. (On two threads the order in which the threads reach each window varies from run
+/// to run; it must not show.)
+#[test]
+fn one_thread_and_two_run_the_same_network() {
+    use blyan_dht::sim::Churn;
+
+    let run = |threads: usize| {
+        let mut sim = Simulation::new(SimConfig {
+            seed: 25,
+            threads,
+            ..SimConfig::default()
+        });
+        sim.grow(300, Duration::from_millis(20));
+        sim.run_for(Duration::from_secs(20));
+        let mut reports = vec![sim.measure_lookups(60, Duration::from_millis(30))];
+        sim.kill_fraction(0.1);
+        reports.push(sim.measure_lookups(60, Duration::from_millis(30)));
+        sim.set_churn(Some(Churn {
+            leaves_per_sec: 3.0,
+            joins_per_sec: 3.0,
+        }));
+        // Runs cut at odd times: windows stay aligned to the lookahead all the same.
+        for step in [7, 13, 1, 250, 3_001] {
+            sim.run_for(Duration::from_millis(step));
+        }
+        reports.push(sim.measure_lookups(60, Duration::from_millis(30)));
+        let tables: Vec<Vec<_>> = (0..sim.len())
+            .map(|i| {
+                sim.core(i)
+                    .map(|c| c.table().iter().map(|e| e.node().peer_id()).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let samples: Vec<_> = reports.into_iter().map(|r| r.samples).collect();
+        (sim.rpcs(), sim.len(), sim.live(), samples, tables)
+    };
+    let one = run(1);
+    let two = run(2);
+    assert!(one.0 > 10_000, "the network did work: {} requests", one.0);
+    assert!(one.1 > 300, "nodes joined during churn");
+    assert!(one.3.iter().all(|s| s.len() >= 50), "lookups were measured");
+    assert_eq!(one.0, two.0, "requests");
+    assert_eq!((one.1, one.2), (two.1, two.2), "nodes and live nodes");
+    assert_eq!(one.3, two.3, "lookup samples");
+    assert_eq!(one.4, two.4, "routing tables");
 }
