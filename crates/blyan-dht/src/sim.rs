@@ -8,11 +8,12 @@
 //!
 //! **Two shards, one or two threads.** When every message takes at least one whole
 //! millisecond, the nodes are split into two shards (even and odd indices), each with its
-//! own agenda and random stream, which run in lockstep windows as long as the least
-//! latency; [`SimConfig::threads`] decides whether the shards run on one thread or two.
-//! The results are the same either way (see `sim/worker.rs` for why), so a seed replays
-//! exactly on any machine. Joins, departures and the caller's own calls run between
-//! windows, on the caller's thread.
+//! own agenda and random stream. What one shard sends the other at millisecond `t` joins
+//! the other's agenda just before millisecond `t + L`, `L` being the least latency, so the
+//! two may run up to `L` apart; [`SimConfig::threads`] decides whether they run on one
+//! thread or two. The results are the same either way (see `sim/worker.rs` for why), so a
+//! seed replays exactly on any machine. Joins, departures and the caller's own calls run
+//! between runs of the shards, on the caller's thread.
 //!
 //! **Rounds.** A lookup's rounds are the length of its longest chain of causally dependent
 //! requests: a request to a node the querier knew before the lookup (its seeds) is round 1,
@@ -199,13 +200,13 @@ fn quantile(mut values: Vec<u32>, q: f64) -> u32 {
 /// A network of [`DhtCore`]s on one virtual clock. See the module docs.
 pub struct Simulation {
     config: SimConfig,
-    /// Draws made between windows: node ids, who looks up what, who leaves.
+    /// Draws made between runs of the shards: node ids, who looks up what, who leaves.
     rng: SplitMix64,
     now: Timestamp,
     world: Arc<World>,
     /// Node `i` lives in shard `i % shards.len()`.
     shards: Vec<Shard>,
-    /// Whole milliseconds every message takes at least: the shards' window.
+    /// Whole milliseconds every message takes at least: how far the shards may drift apart.
     lookahead: u64,
     worker: Option<Worker>,
     churn: Option<Churn>,
@@ -298,7 +299,7 @@ impl Simulation {
         Some((shard, &self.world))
     }
 
-    /// The world, for a change between windows.
+    /// The world, for a change between runs of the shards.
     fn world_mut(&mut self) -> &mut World {
         // The worker drops its handle at the end of every run, so this does not copy.
         Arc::make_mut(&mut self.world)
@@ -387,7 +388,7 @@ impl Simulation {
     /// Runs every event up to `until`, then sets the clock to it.
     pub fn run_until(&mut self, until: Timestamp) {
         let until_ms = until.as_millis();
-        // Departures and joins change the world, so they run between windows: the shards
+        // Departures and joins change the world, so they happen between runs: the shards
         // run up to the millisecond before each, then it happens.
         while let Some((at, leave)) = self.next_churn().filter(|(at, _)| *at <= until_ms) {
             if at > self.now.as_millis() {
@@ -470,17 +471,36 @@ impl Simulation {
     /// Runs `count` measured lookups of random keys from random live nodes, one started
     /// every `spacing`, and waits for all of them. Returns their figures, in order of
     /// completion.
+    ///
+    /// The lookups are planned ahead onto the shards' agendas, as far as the next departure
+    /// or join: until then the live nodes stay the same, so a lookup drawn now starts from a
+    /// node that is alive when it starts. The shards then run through the whole stretch
+    /// without stopping for each start.
     pub fn measure_lookups(&mut self, count: usize, spacing: Duration) -> LookupReport {
         for shard in &mut self.shards {
             shard.samples.clear();
         }
-        for _ in 0..count {
+        let first = self.now;
+        let due = |i: usize| {
+            first.saturating_add(spacing.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX)))
+        };
+        for i in 0..count {
+            let at = due(i);
+            if self
+                .next_churn()
+                .is_some_and(|(churn, _)| churn <= at.as_millis())
+            {
+                // The world changes first: run up to the start, then draw.
+                self.run_until(at);
+            }
             if let Some(from) = self.random_live() {
                 let target = Key::from_bytes(self.rng.bytes32());
-                let _ = self.start_lookup(from, target);
+                if let Some((shard, _)) = self.shard_mut(from) {
+                    shard.plan_lookup(at.as_millis(), from, target);
+                }
             }
-            self.run_for(spacing);
         }
+        self.run_until(due(count));
         // Lookups whose node left (churn) never end; stop waiting for them.
         let deadline = self.now.saturating_add(Duration::from_secs(600));
         while self.now < deadline && self.measuring() {

@@ -2,6 +2,7 @@
 //! traces of the lookups they started. A shard handles its nodes' events on its own; what
 //! one of its nodes sends to a node of another shard leaves through its outbox.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use blyan_crypto::PeerId;
@@ -33,6 +34,8 @@ pub(super) enum Event {
     },
     /// Node `i`'s timer.
     Wake(usize),
+    /// Node `from` starts a measured lookup of `target`.
+    Lookup { from: usize, target: Key },
 }
 
 impl Event {
@@ -40,7 +43,7 @@ impl Event {
     fn node(&self) -> usize {
         match self {
             Event::Request { to, .. } | Event::Answer { to, .. } => *to,
-            Event::Wake(i) => *i,
+            Event::Wake(i) | Event::Lookup { from: i, .. } => *i,
         }
     }
 }
@@ -71,6 +74,10 @@ struct ShardNode {
 /// A lookup that ended: when, from which node, and its figures.
 pub(super) type Sample = (Timestamp, usize, LookupSample);
 
+/// What a shard sent another in one millisecond: that millisecond, and the events with
+/// their due times, in the order they were sent.
+pub(super) type Batch = (u64, Vec<(u64, Event)>);
+
 /// A finished query that nobody measured, kept for `take_outcome`.
 pub(super) type Finished = (usize, QueryId, QueryResult, QueryStats);
 
@@ -97,8 +104,10 @@ pub(super) struct Shard {
     pub(super) finished: Vec<Finished>,
     pub(super) samples: Vec<Sample>,
     /// Events for other shards' nodes, with their due time, since the last
-    /// [`take_outbox`](Self::take_outbox).
+    /// [`close_batch`](Self::close_batch).
     outbox: Vec<(u64, Event)>,
+    /// Batches from the other shard not yet on the agenda, oldest first.
+    inbox: VecDeque<Batch>,
 }
 
 impl Shard {
@@ -120,6 +129,7 @@ impl Shard {
             finished: Vec::new(),
             samples: Vec::new(),
             outbox: Vec::new(),
+            inbox: VecDeque::new(),
         }
     }
 
@@ -159,7 +169,7 @@ impl Shard {
         }
     }
 
-    /// Sets the present (between windows, for serial work).
+    /// Sets the present (between runs, for serial work).
     pub(super) fn set_now(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
     }
@@ -177,6 +187,14 @@ impl Shard {
                 depth: FastMap::with_capacity_and_hasher(1024, Default::default()),
             },
         );
+    }
+
+    /// Plans a measured lookup of `target` by node `from` (one of this shard's) at `at`
+    /// (ms): it starts then if the node is still alive.
+    pub(super) fn plan_lookup(&mut self, at: u64, from: usize, target: Key) {
+        if self.owns(from) {
+            self.schedule(at, Event::Lookup { from, target });
+        }
     }
 
     /// Forgets every trace (lookups whose node left never end).
@@ -197,16 +215,39 @@ impl Shard {
         }
     }
 
-    /// Events for other shards since the last call, with their due times.
-    pub(super) fn take_outbox(&mut self) -> Vec<(u64, Event)> {
-        std::mem::take(&mut self.outbox)
+    /// Handles millisecond `ms`: first the other shard's events sent at or before
+    /// `ms - lookahead` join the agenda, in the order they were sent, then every event due
+    /// at or before `ms` runs.
+    ///
+    /// An event sent at `t` is due at `t + lookahead` or later, so it is on the agenda
+    /// before it is due; and the moment it joins depends only on when it was sent, never
+    /// on how far the other shard has got, which keeps a run the same on one thread or two.
+    pub(super) fn step(&mut self, world: &World, ms: u64, lookahead: u64) {
+        if let Some(through) = ms.checked_sub(lookahead.max(1)) {
+            while self.inbox.front().is_some_and(|(sent, _)| *sent <= through) {
+                if let Some((_, events)) = self.inbox.pop_front() {
+                    for (at, event) in events {
+                        self.schedule(at, event);
+                    }
+                }
+            }
+        }
+        self.run(world, ms);
     }
 
-    /// Moves events from another shard's outbox onto this shard's agenda, in their order.
-    pub(super) fn deliver(&mut self, events: impl IntoIterator<Item = (u64, Event)>) {
-        for (at, event) in events {
-            self.schedule(at, event);
+    /// What this shard sent the other since the last call, as sent at `ms`; `None` if
+    /// nothing.
+    pub(super) fn close_batch(&mut self, ms: u64) -> Option<Batch> {
+        if self.outbox.is_empty() {
+            return None;
         }
+        Some((ms, std::mem::take(&mut self.outbox)))
+    }
+
+    /// Takes in a batch the other shard sent; it joins the agenda in
+    /// [`step`](Self::step).
+    pub(super) fn receive(&mut self, batch: Batch) {
+        self.inbox.push_back(batch);
     }
 
     fn schedule(&mut self, at: u64, event: Event) {
@@ -333,6 +374,19 @@ impl Shard {
                     node.core.handle_timeout(now);
                     self.process(world, i);
                 }
+            }
+            Event::Lookup { from, target } => {
+                if !world.is_alive(from) {
+                    return;
+                }
+                let Some(id) = self
+                    .node_mut(from)
+                    .and_then(|node| node.core.find_node(now, target).ok())
+                else {
+                    return;
+                };
+                self.trace(from, id, target);
+                self.process(world, from);
             }
         }
     }

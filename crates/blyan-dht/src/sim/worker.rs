@@ -1,50 +1,36 @@
 //! Running a simulation's two shards on two threads.
 //!
 //! **Why it is safe to run them apart.** Every message takes at least the least latency,
-//! `L` whole milliseconds (the lookahead). Cut time into windows `[aL, (a+1)L)`: whatever
-//! a node does in one window reaches another node no earlier than the next window. So
-//! each shard handles its own nodes' events of a window without hearing from the other,
-//! and the two swap what they sent each other at the window's end. A node's own timer
-//! stays within its shard.
+//! `L` whole milliseconds (the lookahead): what a node sends at millisecond `t` is due at
+//! `t + L` or later. So a shard may handle millisecond `t` as soon as the other shard has
+//! handled every millisecond up to `t - L` and handed over what it sent then. Each shard
+//! publishes how far it has got; the two may drift up to `L` apart, and one waits only
+//! when it is about to get further ahead than that. A node's own timer stays within its
+//! shard.
 //!
 //! **Why the result is the same on one thread or two.** Each shard handles its events in
-//! the order of its agenda (by time, then order of scheduling), and takes the other
-//! shard's events in only at window ends, after its own events of that window were
-//! scheduled. On one thread the shards run one after the other in each window and swap the
-//! same way, so every agenda sees the same events in the same order. Windows are aligned
-//! to multiples of `L`, not to where a run stops, so how the runs are cut does not matter
-//! either.
+//! the order of its agenda (by time, then order of scheduling), and what the other shard
+//! sent at `t` joins that agenda just before millisecond `t + L` is handled (see
+//! [`Shard::step`]): a moment fixed by the events themselves, not by how far either
+//! thread has got. On one thread the shards take turns a window of `L` milliseconds at a
+//! time, which meets the same rule, so every agenda sees the same events in the same
+//! order. How the runs are cut does not matter either: batches still in transit when a
+//! run ends wait in the receiving shard's inbox.
 //!
 //! The second thread lives as long as the simulation. Between runs it spins a little
 //! (the next run usually follows within microseconds) and then sleeps on a condition
-//! variable. Within a run the two threads meet at a spinning barrier at every window end.
+//! variable; within a run a shard that must wait for the other does the same.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::shard::{Event, Shard};
+use super::shard::{Batch, Shard};
 use super::world::World;
 
-/// Events one shard sent the other in a window, with their due times.
-type Mail = Vec<(u64, Event)>;
-
-/// The last millisecond of the window that holds `start`, or `until` if that comes first.
-pub(super) fn window_end(start: u64, lookahead: u64, until: u64) -> u64 {
-    let lookahead = lookahead.max(1);
-    let aligned = start - start % lookahead;
-    aligned.saturating_add(lookahead - 1).min(until)
-}
-
-/// Whether a window that ends at `end` ends where the aligned window does.
-fn ends_aligned(end: u64, lookahead: u64) -> bool {
-    end.checked_add(1)
-        .is_none_or(|next| next.is_multiple_of(lookahead.max(1)))
-}
-
-/// Runs `shards` (all of a simulation's) one after the other in each window, from `from`
-/// to `until` (ms, inclusive), swapping their mail at aligned window ends.
+/// Runs `shards` (all of a simulation's: one or two) from `from` to `until` (ms,
+/// inclusive) on this thread, taking turns a window of `lookahead` milliseconds at a time.
 pub(super) fn run_serial(
     shards: &mut [Shard],
     world: &World,
@@ -52,24 +38,20 @@ pub(super) fn run_serial(
     until: u64,
     lookahead: u64,
 ) {
+    let [a, b] = shards else {
+        // One shard hears from nobody: it runs straight through.
+        for shard in shards {
+            shard.run(world, until);
+        }
+        return;
+    };
+    let lookahead = lookahead.max(1);
     let mut start = from;
     loop {
-        let end = window_end(start, lookahead, until);
-        for shard in shards.iter_mut() {
-            shard.run(world, end);
-        }
-        if ends_aligned(end, lookahead) {
-            let mut mail: Vec<Mail> = shards.iter_mut().map(Shard::take_outbox).collect();
-            // Two shards: each one's mail is for the other.
-            let count = shards.len();
-            for (index, shard) in shards.iter_mut().enumerate() {
-                if let Some(from_other) = mail.get_mut((index + 1) % count)
-                    && count > 1
-                {
-                    shard.deliver(from_other.drain(..));
-                }
-            }
-        }
+        // Within a window neither shard needs anything the other sends in it.
+        let end = start.saturating_add(lookahead - 1).min(until);
+        turn(a, b, world, start, end, lookahead);
+        turn(b, a, world, start, end, lookahead);
         if end >= until {
             return;
         }
@@ -77,33 +59,40 @@ pub(super) fn run_serial(
     }
 }
 
-/// A barrier for two threads that spins first: a window is tens of microseconds of work,
-/// less than a sleep and a wake-up cost, so on an idle machine the other thread arrives
-/// while this one spins. When the machine is busy the other thread may not be running at
-/// all; then spinning would only keep it off the core, so after [`SPIN`](Self::SPIN) the
-/// waiter sleeps on a condition variable.
-struct SpinBarrier {
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    /// Set when the other thread died; waiting then gives up.
+/// Shard `me` handles milliseconds `start..=end`, handing what it sends to `other`.
+fn turn(me: &mut Shard, other: &mut Shard, world: &World, start: u64, end: u64, lookahead: u64) {
+    for ms in start..=end {
+        me.step(world, ms, lookahead);
+        if let Some(batch) = me.close_batch(ms) {
+            other.receive(batch);
+        }
+    }
+}
+
+/// How far each shard has got, and the waiting for it: a shard about to get more than the
+/// lookahead ahead of the other spins for [`SPIN`](Self::SPIN) (the other is usually a
+/// few microseconds from catching up), then sleeps until woken. When the machine is busy
+/// the other thread may not be running at all, and spinning would only keep it off the
+/// core.
+struct Progress {
+    /// `next[i]`: the first millisecond shard `i` has not finished (and sent the batches
+    /// of every one before).
+    next: [AtomicU64; 2],
+    /// Set when the other thread died or the simulation is going away; waiting gives up.
     abandoned: AtomicBool,
-    /// Waiters asleep (changed and read under `sleep`). A count, not a flag: a waiter
-    /// just woken from one generation may not have left yet when the other thread falls
-    /// asleep in the next.
+    /// Waiters asleep; changed under `sleep`.
     sleeping: AtomicUsize,
     sleep: Mutex<()>,
     wake: Condvar,
 }
 
-impl SpinBarrier {
-    const PARTIES: usize = 2;
+impl Progress {
     /// How long a waiter spins before it sleeps.
     const SPIN: Duration = Duration::from_micros(50);
 
     fn new() -> Self {
         Self {
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
+            next: [AtomicU64::new(0), AtomicU64::new(0)],
             abandoned: AtomicBool::new(false),
             sleeping: AtomicUsize::new(0),
             sleep: Mutex::new(()),
@@ -111,42 +100,58 @@ impl SpinBarrier {
         }
     }
 
-    /// Waits for the other thread; `false` if it died instead.
-    fn wait(&self) -> bool {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == Self::PARTIES {
-            self.arrived.store(0, Ordering::Relaxed);
-            let guard = lock(&self.sleep);
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            let sleeping = self.sleeping.load(Ordering::Acquire);
-            drop(guard);
-            if sleeping > 0 {
-                self.wake.notify_all();
-            }
-            return true;
+    fn reached(&self, shard: usize, want: u64) -> bool {
+        self.next
+            .get(shard)
+            .is_none_or(|next| next.load(Ordering::SeqCst) >= want)
+    }
+
+    /// Records that shard `me` finished every millisecond before `next`, and wakes a
+    /// waiter.
+    fn advance(&self, me: usize, next: u64) {
+        if let Some(slot) = self.next.get(me) {
+            slot.store(next, Ordering::SeqCst);
         }
+        // SeqCst on both sides: either the waiter sees the new value before it sleeps, or
+        // this sees the waiter and wakes it.
+        if self.sleeping.load(Ordering::SeqCst) > 0 {
+            self.notify();
+        }
+    }
+
+    fn notify(&self) {
+        let guard = lock(&self.sleep);
+        drop(guard);
+        self.wake.notify_all();
+    }
+
+    /// Waits until shard `other` finished every millisecond before `want`; `false` if it
+    /// never will (its thread died, or the simulation is going away).
+    fn wait(&self, other: usize, want: u64) -> bool {
         let started = Instant::now();
         let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == generation {
+        while !self.reached(other, want) {
             if self.abandoned.load(Ordering::Acquire) {
                 return false;
             }
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(64) && started.elapsed() > Self::SPIN {
-                return self.sleep_until_released(generation);
+                return self.sleep_until(other, want);
             }
             std::hint::spin_loop();
         }
         true
     }
 
-    fn sleep_until_released(&self, generation: usize) -> bool {
+    fn sleep_until(&self, other: usize, want: u64) -> bool {
         let mut guard = lock(&self.sleep);
-        self.sleeping.fetch_add(1, Ordering::AcqRel);
-        while self.generation.load(Ordering::Acquire) == generation {
+        self.sleeping.fetch_add(1, Ordering::SeqCst);
+        let reached = loop {
+            if self.reached(other, want) {
+                break true;
+            }
             if self.abandoned.load(Ordering::Acquire) {
-                self.sleeping.fetch_sub(1, Ordering::AcqRel);
-                return false;
+                break false;
             }
             // The timeout only bounds how late a death of the other thread is noticed.
             guard = self
@@ -154,9 +159,14 @@ impl SpinBarrier {
                 .wait_timeout(guard, Duration::from_millis(50))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-        }
-        self.sleeping.fetch_sub(1, Ordering::AcqRel);
-        true
+        };
+        self.sleeping.fetch_sub(1, Ordering::SeqCst);
+        reached
+    }
+
+    fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+        self.notify();
     }
 }
 
@@ -178,10 +188,9 @@ struct Job {
 
 /// What the two threads share.
 struct Link {
-    barrier: SpinBarrier,
-    /// `mail[d][p]`: events for shard `d` sent in windows of parity `p`. Two parities, so
-    /// a thread that is a window ahead never writes into mail the other is still reading.
-    mail: [[Mutex<Mail>; 2]; 2],
+    progress: Progress,
+    /// `mail[d]`: batches for shard `d`, oldest first.
+    mail: [Mutex<Vec<Batch>>; 2],
     state: AtomicU8,
     /// The job going to the worker, and its shard coming back.
     job: Mutex<Option<Job>>,
@@ -239,8 +248,9 @@ impl Link {
         state
     }
 
-    /// One shard's part of a parallel run: `me` is its index (0 or 1).
-    fn run_windows(
+    /// One shard's part of a parallel run: `me` is its index (0 or 1). `false` if the
+    /// other shard's thread died or the simulation is going away.
+    fn run_steps(
         &self,
         me: usize,
         shard: &mut Shard,
@@ -250,29 +260,37 @@ impl Link {
         lookahead: u64,
     ) -> bool {
         let other = 1 - me;
-        let mut start = from;
-        loop {
-            let end = window_end(start, lookahead, until);
-            shard.run(world, end);
-            if ends_aligned(end, lookahead) {
-                let parity = usize::from((end / lookahead.max(1)) % 2 == 1);
-                let outgoing = shard.take_outbox();
-                if !outgoing.is_empty()
-                    && let Some(slot) = self.mail.get(other).and_then(|m| m.get(parity))
-                {
-                    lock(slot).extend(outgoing);
-                }
-                if !self.barrier.wait() {
+        let lookahead = lookahead.max(1);
+        for ms in from..=until {
+            // Millisecond `ms` needs what the other sent up to `ms - lookahead`.
+            if let Some(through) = ms.checked_sub(lookahead) {
+                if !self.progress.wait(other, through + 1) {
                     return false;
                 }
-                if let Some(slot) = self.mail.get(me).and_then(|m| m.get(parity)) {
-                    shard.deliver(lock(slot).drain(..));
+                if let Some(slot) = self.mail.get(me) {
+                    let mut mail = lock(slot);
+                    for batch in mail.drain(..) {
+                        shard.receive(batch);
+                    }
                 }
             }
-            if end >= until {
-                return true;
+            shard.step(world, ms, lookahead);
+            if let Some(batch) = shard.close_batch(ms)
+                && let Some(slot) = self.mail.get(other)
+            {
+                lock(slot).push(batch);
             }
-            start = end + 1;
+            self.progress.advance(me, ms + 1);
+        }
+        true
+    }
+
+    /// Moves the batches still in transit into the shards they are for.
+    fn collect(&self, shards: &mut [Shard]) {
+        for (slot, shard) in self.mail.iter().zip(shards) {
+            for batch in lock(slot).drain(..) {
+                shard.receive(batch);
+            }
         }
     }
 }
@@ -283,7 +301,7 @@ struct DeathNotice(Arc<Link>);
 impl Drop for DeathNotice {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.barrier.abandoned.store(true, Ordering::Release);
+            self.0.progress.abandon();
             self.0.set_state(DEAD);
         }
     }
@@ -299,7 +317,7 @@ impl Worker {
     /// Starts the thread; `None` if the system refuses one.
     pub(super) fn spawn() -> Option<Self> {
         let link = Arc::new(Link {
-            barrier: SpinBarrier::new(),
+            progress: Progress::new(),
             mail: Default::default(),
             state: AtomicU8::new(IDLE),
             job: Mutex::new(None),
@@ -334,6 +352,11 @@ impl Worker {
         let Some(theirs) = shards.pop() else {
             return;
         };
+        // Neither shard has finished a millisecond of this run yet; the one the last run
+        // ended on is handled again (with what happened in between).
+        for next in &self.link.progress.next {
+            next.store(from, Ordering::SeqCst);
+        }
         *lock(&self.link.job) = Some(Job {
             shard: theirs,
             world: Arc::clone(world),
@@ -343,9 +366,7 @@ impl Worker {
         });
         self.link.set_state(JOB);
         let finished = match shards.first_mut() {
-            Some(mine) => self
-                .link
-                .run_windows(0, mine, world, from, until, lookahead),
+            Some(mine) => self.link.run_steps(0, mine, world, from, until, lookahead),
             None => true,
         };
         let state = if finished {
@@ -360,6 +381,7 @@ impl Worker {
         if let Some(theirs) = lock(&self.link.back).take() {
             shards.push(theirs);
         }
+        self.link.collect(shards);
         self.link.set_state(IDLE);
     }
 
@@ -374,8 +396,8 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // A run cut short by a panic here leaves the worker at the barrier: release it.
-        self.link.barrier.abandoned.store(true, Ordering::Release);
+        // A run cut short by a panic here leaves the worker waiting: release it.
+        self.link.progress.abandon();
         self.link.set_state(STOP);
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
@@ -401,7 +423,7 @@ fn work(link: Arc<Link>) {
             until,
             lookahead,
         } = job;
-        let finished = link.run_windows(1, &mut shard, &world, from, until, lookahead);
+        let finished = link.run_steps(1, &mut shard, &world, from, until, lookahead);
         drop(world);
         if !finished {
             // The simulation is being dropped in the middle of a run.

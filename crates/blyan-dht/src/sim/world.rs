@@ -1,6 +1,6 @@
 //! What every shard of a simulation reads and none writes while the network runs: the
 //! nodes' ids and addresses, who is alive, and the indexes from ids and addresses to nodes.
-//! It changes only between windows, when the simulation runs serially (a node joins,
+//! It changes only between runs of the shards, when the simulation is serial (a node joins,
 //! leaves, or is killed).
 
 use std::collections::HashMap;
