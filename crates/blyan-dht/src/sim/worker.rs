@@ -433,3 +433,36 @@ fn work(link: Arc<Link>) {
         link.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiter_goes_on_once_the_other_shard_gets_there() {
+        let progress = Arc::new(Progress::new());
+        let theirs = Arc::clone(&progress);
+        let other = std::thread::spawn(move || {
+            // Past the spin, so that the waiter is asleep for some of these.
+            for next in 1..=20 {
+                std::thread::sleep(Duration::from_micros(200));
+                theirs.advance(1, next);
+            }
+        });
+        assert!(progress.wait(1, 20));
+        assert!(progress.reached(1, 20));
+        other.join().expect("the advancing thread ends");
+    }
+
+    #[test]
+    fn a_waiter_gives_up_when_the_other_side_is_abandoned() {
+        let progress = Arc::new(Progress::new());
+        let theirs = Arc::clone(&progress);
+        let other = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            theirs.abandon();
+        });
+        assert!(!progress.wait(1, 1));
+        other.join().expect("the abandoning thread ends");
+    }
+}
