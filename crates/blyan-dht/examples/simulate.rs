@@ -19,7 +19,7 @@
 //! environment lets the heap use transparent huge pages (up to 1.4x faster where the
 //! kernel grants them on request). Figures: `docs/performance.md`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
 
